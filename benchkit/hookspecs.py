@@ -1,0 +1,101 @@
+"""The benchkit hook API: what a plugin may implement.
+
+A plugin is a module (or object) with functions named after these hooks, marked with
+``@benchkit.hookimpl``, and published in the ``benchkit`` entry-point group::
+
+    [project.entry-points.benchkit]
+    my_models = "my_package.plugin"
+
+Every hook receives a ``register`` callable and calls it once per thing it provides. Register
+*factories*, never built objects: discovering plugins must not build a model, read a file or
+touch a GPU. benchkit checks each registration as it arrives and records which plugin made it,
+so an error names the plugin at fault. ``register`` accepts keyword arguments only after the
+name and factory; later API versions may add optional ones.
+
+Hooks are called once per process, when the plugin host is built, in the order below.
+A hook that raises marks its plugin as failed; the other plugins still load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("benchkit")
+
+RegisterFn = Callable[..., None]
+
+
+# --- where training runs --------------------------------------------------------------------
+
+
+@hookspec
+def benchkit_register_devices(register: RegisterFn) -> None:
+    """Register devices a suite can name (``cpu``, ``cuda``, ``mps`` …).
+
+    Call ``register(name, factory, *, description="")`` per device, where
+    ``factory(index: int | None) -> benchkit.Device``. The index is ``N`` when a suite writes
+    ``name:N`` and ``None`` when it writes ``name``. The factory must succeed on machines that
+    lack the hardware; the device then explains itself through ``unavailable_reason()``, and
+    benchkit reports its runs as skipped with that reason, never moving them elsewhere.
+
+    :param register: the registration callable described above.
+    """
+
+
+@hookspec
+def benchkit_register_precisions(register: RegisterFn) -> None:
+    """Register number formats a suite can name (``fp32``, ``fp16``, ``bf16`` …).
+
+    Call ``register(name, factory, *, description="")`` per precision, where
+    ``factory() -> benchkit.Precision`` builds a fresh instance for every run (so it may hold
+    per-run state such as a gradient scaler). A precision that a device cannot run says why in
+    ``unsupported_reason(device)``; its runs are skipped with that reason.
+
+    :param register: the registration callable described above.
+    """
+
+
+# --- what is trained --------------------------------------------------------------------------
+
+
+@hookspec
+def benchkit_register_datasets(register: RegisterFn) -> None:
+    """Register datasets a suite can name.
+
+    Call ``register(name, factory, *, options=None, description="")`` per dataset, where
+    ``factory(options: dict) -> benchkit.Data``. ``options`` are the defaults of every option
+    the dataset accepts (``{"path": None, "window": 20}``); a suite's ``options`` table may set
+    only these keys, with values of the default's type when the default is not ``None``.
+    benchkit calls ``torch.manual_seed(seed)`` right before the factory, so random draws are
+    reproducible per seed. The factory may raise ``benchkit.errors.BenchkitError`` with a
+    message for the user (a missing or malformed file).
+
+    :param register: the registration callable described above.
+    """
+
+
+@hookspec
+def benchkit_register_models(register: RegisterFn) -> None:
+    """Register models and the datasets they can train on.
+
+    Call ``register(name, factory, *, datasets, evaluate=None, options=None,
+    description="")`` per model:
+
+    - ``factory(data: benchkit.Data, options: dict) -> torch.nn.Module`` builds the model on
+      the CPU in float32 (benchkit moves and casts it). ``data.info`` carries sizes such as the
+      number of input features or the vocabulary. benchkit seeds torch right before the call.
+    - ``datasets`` maps each dataset name the model fits to its default ``benchkit.Recipe``
+      (loss, optimizer, learning rate, epochs, batch size); a suite may override any field.
+    - ``evaluate(model, data, context) -> dict[str, float]`` (optional) computes the model's
+      quality metrics after training (rollout error, accuracy …). It runs under
+      ``torch.no_grad()`` with the model in eval mode; ``data`` is already on the device in
+      the run's precision, and ``context.prepare(tensor)`` moves and casts any other tensor.
+      Each key becomes a column of ``results.csv``.
+    - ``options`` are the defaults of the model's own options (hidden sizes …), set from a
+      suite's ``model_options`` table.
+
+    :param register: the registration callable described above.
+    """
