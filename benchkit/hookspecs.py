@@ -19,7 +19,6 @@ A hook that raises marks its plugin as failed; the other plugins still load.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pluggy
 

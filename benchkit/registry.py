@@ -89,7 +89,8 @@ class Registry:
         if failed:
             lines = [f"  {p.describe()}: {p.error}" for p in failed]
             raise PluginError(
-                "plugins failed to load (--strict-plugins):\n" + "\n".join(lines)
+                "plugins failed to load (--strict-plugins):\n"
+                + "\n".join(lines)
                 + "\nFix or uninstall them, or list them in "
                 f"{DISABLE_ENV} to skip them."
             )
@@ -100,7 +101,9 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise PluginError(f"{kind} name {name!r} must be a string of letters, digits, _ . -")
     if not callable(factory):
-        raise PluginError(f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}")
+        raise PluginError(
+            f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
+        )
     allowed = {"description", "options"}
     if kind == "model":
         allowed |= {"datasets", "evaluate"}
@@ -232,8 +235,9 @@ class PluginHost:
                 raise PluginError(
                     f"{kind} {name!r} registered by both {first} and {info.describe()}"
                 )
-            added.append(Registration(kind=kind, name=name, factory=factory,
-                                      plugin=info.name, **kw))
+            added.append(
+                Registration(kind=kind, name=name, factory=factory, plugin=info.name, **kw)
+            )
 
         try:
             impl.function(register=register)

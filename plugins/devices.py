@@ -6,38 +6,17 @@ import functools
 import platform
 import shutil
 import subprocess
-import sys
 from typing import Any
 
 import torch
 
 import benchkit
 from benchkit import Device
+from benchkit.environment import cpu_name
 from benchkit.errors import BenchkitError
 
 _PROC_STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
-
-
-@functools.cache
-def cpu_model_name() -> str:
-    """The CPU's model name as the OS reports it."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    if sys.platform == "darwin":
-        try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
-                                 capture_output=True, text=True, timeout=5)
-            if out.stdout.strip():
-                return out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _proc_status_kib(field: str) -> int | None:
@@ -66,7 +45,7 @@ class CpuDevice(Device):
         self._baseline_kib: int | None = None
 
     def display_name(self) -> str:
-        return cpu_model_name()
+        return cpu_name()
 
     def environment(self) -> dict[str, Any]:
         return {"threads": torch.get_num_threads()}
@@ -153,8 +132,12 @@ def _nvidia_driver() -> str | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            [exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None

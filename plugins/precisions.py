@@ -24,7 +24,10 @@ class CastPrecision(Precision):
 def benchkit_register_precisions(register):
     """Plain casts to float32, float16, bfloat16 and float64."""
     register("fp32", lambda: CastPrecision(torch.float32), description="float32")
-    register("fp16", lambda: CastPrecision(torch.float16),
-             description="float16 by .half(), no loss scaling (the source's way)")
+    register(
+        "fp16",
+        lambda: CastPrecision(torch.float16),
+        description="float16 by .half(), no loss scaling (the source's way)",
+    )
     register("bf16", lambda: CastPrecision(torch.bfloat16), description="bfloat16 by cast")
     register("fp64", lambda: CastPrecision(torch.float64), description="float64 reference")

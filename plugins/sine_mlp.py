@@ -38,8 +38,10 @@ def build(data: Data, options: dict) -> nn.Module:
     """Linear(window, 64) → ReLU → Linear(64, 64) → ReLU → Linear(64, 1)."""
     window, hidden = data.info["window"], options["hidden"]
     return nn.Sequential(
-        nn.Linear(window, hidden), nn.ReLU(),
-        nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(window, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
         nn.Linear(hidden, 1),
     )
 
@@ -64,8 +66,12 @@ def rollout(model: nn.Module, data: Data, context) -> dict[str, float]:
 @benchkit.hookimpl
 def benchkit_register_datasets(register):
     """The two-tone sine series."""
-    register("sine", sine, options={"points": 2000, "window": 20},
-             description="sin(t) + 0.1 sin(3t), windows of 20 → next value (1979 samples)")
+    register(
+        "sine",
+        sine,
+        options={"points": 2000, "window": 20},
+        description="sin(t) + 0.1 sin(3t), windows of 20 → next value (1979 samples)",
+    )
 
 
 @benchkit.hookimpl

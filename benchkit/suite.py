@@ -1,0 +1,395 @@
+"""Suite files: which combinations to run and what to measure.
+
+A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.toml`` file)::
+
+    [suite]
+    description = "How the seed models converge"
+
+    [matrix]                      # defaults every case expands over
+    devices = ["cpu", "cuda", "mps"]
+    precisions = ["fp32", "fp16", "bf16"]
+    seeds = [0, 1, 2]
+
+    [[cases]]
+    model = "single_neuron"
+    dataset = "line"
+    target_loss = 0.01            # converged_epoch: first epoch with loss <= this
+    recipe = { epochs = 300 }     # override any Recipe field
+    options = {}                  # the dataset's options
+    model_options = {}            # the model's options
+    # devices / precisions / seeds here override the matrix for this case
+
+Everything is checked against the loaded plugins before anything runs: an unknown key, a
+value of the wrong type, or a name no plugin registered is reported with the file, the key and
+the valid choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchkit.errors import SuiteError
+from benchkit.registry import Registry
+from benchkit.workload import LOSSES, OPTIMIZERS, Recipe
+
+SUITE_FILE = "suite.toml"
+_TOP_KEYS = {"suite", "matrix", "cases"}
+_SUITE_KEYS = {"name", "description"}
+_MATRIX_KEYS = {"devices", "precisions", "seeds"}
+_CASE_KEYS = _MATRIX_KEYS | {
+    "model",
+    "dataset",
+    "target_loss",
+    "recipe",
+    "options",
+    "model_options",
+}
+_RECIPE_TYPES: dict[str, tuple[type, ...]] = {
+    "loss": (str,),
+    "optimizer": (str,),
+    "lr": (float, int),
+    "epochs": (int,),
+    "batch_size": (int,),
+    "shuffle": (bool,),
+    "optimizer_options": (dict,),
+    "ignore_index": (int,),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run: a model on a dataset under a precision on a device with a seed."""
+
+    model: str
+    dataset: str
+    precision: str
+    device: str
+    seed: int
+    recipe: Recipe
+    target_loss: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""  # the suite's overrides, canonical JSON; tells apart same-named cases
+
+    @property
+    def run_id(self) -> str:
+        """A key unique within a result set, stable across runs of the same suite."""
+        base = f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
+        if self.variant:
+            base += "/" + hashlib.sha1(self.variant.encode()).hexdigest()[:8]
+        return base
+
+
+@dataclass
+class Suite:
+    """A parsed, validated suite and the cases it expands to."""
+
+    path: Path
+    name: str
+    description: str
+    text: str
+    cases: list[Case]
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the suite file's contents, recorded with every result set."""
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def resolve_path(spec: str | Path) -> Path:
+    """Find the suite file a user meant: a file, a folder holding ``suite.toml``, or a path
+    written without its ``.toml`` extension."""
+    path = Path(spec)
+    candidates = (
+        [path / SUITE_FILE] if path.is_dir() else [path, path.with_name(path.name + ".toml")]
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise SuiteError(
+        f"suite {str(spec)!r} not found (looked for {tried}); "
+        "pass a suite folder such as suites/convergence or a .toml file"
+    )
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    return " or ".join(
+        {
+            "str": "string",
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "dict": "table",
+            "list": "array",
+        }[t.__name__]
+        for t in types
+    )
+
+
+class _Checker:
+    """Validates one suite file, producing messages that name the file and the key."""
+
+    def __init__(self, path: Path, registry: Registry) -> None:
+        self.path = path
+        self.registry = registry
+
+    def fail(self, key: str, message: str) -> SuiteError:
+        return SuiteError(f"{self.path}: {key}: {message}")
+
+    def keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                name = f"{where}.{key}" if where else key
+                raise self.fail(name, f"unknown key; valid keys: {', '.join(sorted(allowed))}")
+
+    def typed(self, value: Any, types: tuple[type, ...], key: str) -> Any:
+        # bool is an int in Python; a suite that writes `epochs = true` is wrong all the same
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            raise self.fail(key, f"expected {_type_name(types)}, got {value!r}")
+        return value
+
+    def names(self, value: Any, key: str) -> list[Any]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, f"expected a non-empty array, got {value!r}")
+        return value
+
+    def choice(self, kind: str, name: Any, key: str) -> str:
+        self.typed(name, (str,), key)
+        valid = self.registry.names(kind)
+        if name not in valid:
+            raise self.fail(key, f"unknown {kind} {name!r}; valid: {', '.join(valid) or 'none'}")
+        return name
+
+    def device(self, name: Any, key: str) -> str:
+        self.typed(name, (str,), key)
+        base, _, index = name.partition(":")
+        self.choice("device", base, key)
+        if index and not index.isdigit():
+            raise self.fail(key, f"device index in {name!r} must be a number, as in cuda:0")
+        return name
+
+    def options(self, given: Any, defaults: dict[str, Any], key: str, owner: str) -> dict:
+        self.typed(given, (dict,), key)
+        out = dict(defaults)
+        for opt, value in given.items():
+            if opt not in defaults:
+                valid = ", ".join(sorted(defaults)) or "none"
+                raise self.fail(f"{key}.{opt}", f"{owner} has no such option; valid: {valid}")
+            default = defaults[opt]
+            if default is not None:
+                types: tuple[type, ...] = (
+                    (float, int) if isinstance(default, float) else (type(default),)
+                )
+                self.typed(value, types, f"{key}.{opt}")
+            out[opt] = value
+        return out
+
+    def recipe(self, base: Recipe, given: Any, key: str) -> tuple[Recipe, dict[str, Any]]:
+        self.typed(given, (dict,), key)
+        for name, value in given.items():
+            if name not in _RECIPE_TYPES:
+                valid = ", ".join(sorted(_RECIPE_TYPES))
+                raise self.fail(f"{key}.{name}", f"unknown recipe field; valid: {valid}")
+            self.typed(value, _RECIPE_TYPES[name], f"{key}.{name}")
+        if given.get("loss", base.loss) not in LOSSES:
+            raise self.fail(f"{key}.loss", f"valid: {', '.join(LOSSES)}")
+        if given.get("optimizer", base.optimizer) not in OPTIMIZERS:
+            raise self.fail(f"{key}.optimizer", f"valid: {', '.join(OPTIMIZERS)}")
+        try:
+            return base.with_overrides(given), dict(given)
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+
+def parse_suite(spec: str | Path, registry: Registry) -> Suite:
+    """Read, validate and expand a suite file against the registered plugins."""
+    path = resolve_path(spec)
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
+    check = _Checker(path, registry)
+    check.keys(doc, _TOP_KEYS, "")
+    meta = check.typed(doc.get("suite", {}), (dict,), "suite")
+    check.keys(meta, _SUITE_KEYS, "suite")
+    matrix = check.typed(doc.get("matrix", {}), (dict,), "matrix")
+    check.keys(matrix, _MATRIX_KEYS, "matrix")
+    raw_cases = doc.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise check.fail(
+            "cases", "a suite needs at least one [[cases]] table with model and dataset"
+        )
+
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_cases):
+        where = f"cases[{i}]"
+        check.typed(raw, (dict,), where)
+        check.keys(raw, _CASE_KEYS, where)
+        for required in ("model", "dataset"):
+            if required not in raw:
+                raise check.fail(
+                    f"{where}.{required}", "missing (every case names a model and a dataset)"
+                )
+        model = check.choice("model", raw["model"], f"{where}.model")
+        dataset = check.choice("dataset", raw["dataset"], f"{where}.dataset")
+        model_reg = registry.get("model", model)
+        if dataset not in model_reg.datasets:
+            raise check.fail(
+                f"{where}.dataset",
+                f"model {model!r} does not fit dataset {dataset!r}; "
+                f"it fits: {', '.join(sorted(model_reg.datasets))}",
+            )
+        recipe, recipe_overrides = check.recipe(
+            model_reg.datasets[dataset], raw.get("recipe", {}), f"{where}.recipe"
+        )
+        options = check.options(
+            raw.get("options", {}),
+            dict(registry.get("dataset", dataset).options),
+            f"{where}.options",
+            f"dataset {dataset!r}",
+        )
+        model_options = check.options(
+            raw.get("model_options", {}),
+            dict(model_reg.options),
+            f"{where}.model_options",
+            f"model {model!r}",
+        )
+        target = raw.get("target_loss")
+        if target is not None:
+            target = float(check.typed(target, (float, int), f"{where}.target_loss"))
+
+        def axis(name: str, raw: dict = raw, where: str = where) -> tuple[list[Any], str]:
+            if name in raw:
+                return check.names(raw[name], f"{where}.{name}"), f"{where}.{name}"
+            if name in matrix:
+                return check.names(matrix[name], f"matrix.{name}"), f"matrix.{name}"
+            raise check.fail(
+                f"{where}.{name}", f"no {name} for this case: set [matrix] {name} or the case's own"
+            )
+
+        devices, dkey = axis("devices")
+        precisions, pkey = axis("precisions")
+        seeds, skey = axis("seeds")
+        devices = [check.device(d, dkey) for d in devices]
+        precisions = [check.choice("precision", p, pkey) for p in precisions]
+        seeds = [check.typed(s, (int,), skey) for s in seeds]
+
+        overrides = {
+            k: v
+            for k, v in (
+                ("options", raw.get("options")),
+                ("model_options", raw.get("model_options")),
+                ("recipe", recipe_overrides),
+            )
+            if v
+        }
+        variant = json.dumps(overrides, sort_keys=True) if overrides else ""
+        for device in devices:
+            for precision in precisions:
+                for seed in seeds:
+                    case = Case(
+                        model,
+                        dataset,
+                        precision,
+                        device,
+                        seed,
+                        recipe,
+                        target,
+                        options,
+                        model_options,
+                        variant,
+                    )
+                    if case.run_id in seen:
+                        raise check.fail(where, f"run {case.run_id} appears twice in the suite")
+                    seen.add(case.run_id)
+                    cases.append(case)
+
+    name = check.typed(meta.get("name", _default_name(path)), (str,), "suite.name")
+    description = check.typed(meta.get("description", ""), (str,), "suite.description")
+    return Suite(path=path, name=name, description=description, text=text, cases=cases)
+
+
+def _default_name(path: Path) -> str:
+    return path.parent.name if path.name == SUITE_FILE else path.stem
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-2"`` (or a mix) → ``[0, 1, 2]``."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
+                seeds.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise SuiteError(f"--seeds {text!r}: write seeds as 0,1,2 or 0-2") from None
+    if not seeds:
+        raise SuiteError(f"--seeds {text!r}: no seeds given")
+    return seeds
+
+
+def filter_cases(
+    cases: Sequence[Case],
+    models: Iterable[str] = (),
+    datasets: Iterable[str] = (),
+    precisions: Iterable[str] = (),
+    devices: Iterable[str] = (),
+    seeds: Iterable[int] = (),
+) -> list[Case]:
+    """Narrow the suite's cases; each filter that matches nothing is an error.
+
+    A device filter ``cuda:1`` also picks the suite's ``cuda`` cases and runs them on ``cuda:1``.
+    """
+    out = list(cases)
+    for flag, wanted, attr in (
+        ("--model", models, "model"),
+        ("--dataset", datasets, "dataset"),
+        ("--precision", precisions, "precision"),
+        ("--seeds", seeds, "seed"),
+    ):
+        wanted = list(wanted)
+        if not wanted:
+            continue
+        have = sorted({getattr(c, attr) for c in out}, key=str)
+        missing = [w for w in wanted if w not in have]
+        if missing:
+            raise SuiteError(
+                f"{flag} {','.join(map(str, missing))} matches nothing in the suite; "
+                f"it has: {', '.join(map(str, have))}"
+            )
+        out = [c for c in out if getattr(c, attr) in wanted]
+    wanted_devices = list(devices)
+    if wanted_devices:
+        have = sorted({c.device for c in out})
+        picked: list[Case] = []
+        for want in wanted_devices:
+            exact = [c for c in out if c.device == want]
+            base = want.partition(":")[0]
+            by_base = [c for c in out if c.device == base] if ":" in want else []
+            if not exact and not by_base:
+                raise SuiteError(
+                    f"--device {want} matches nothing in the suite; it has: {', '.join(have)}"
+                )
+            picked.extend(exact)
+            picked.extend(_with_device(c, want) for c in by_base)
+        out = picked
+    return out
+
+
+def _with_device(case: Case, device: str) -> Case:
+    from dataclasses import replace
+
+    return replace(case, device=device)

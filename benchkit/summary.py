@@ -1,0 +1,68 @@
+"""The readable table printed at the end of a run: one line per workload, precision and
+device, with the seeds side by side."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from benchkit.results import RESULT_COLUMNS
+
+_GROUP = ["model", "dataset", "precision", "device"]
+
+
+def _num(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:.3g}"
+
+
+def _per_seed(values: pd.Series) -> str:
+    return "/".join("-" if pd.isna(v) else str(int(v)) for v in values)
+
+
+def _status(statuses: pd.Series) -> str:
+    counts = statuses.value_counts()
+    return " ".join(f"{s}" if n == len(statuses) else f"{s}×{n}" for s, n in counts.items())
+
+
+def summary_table(results: pd.DataFrame) -> str:
+    """Format ``results.csv`` rows for the terminal.
+
+    Runs that were skipped for the same reason collapse into one line under the table.
+    """
+    if results.empty:
+        return "no runs"
+    ran = results[results["status"] != "skipped"]
+    skipped = results[results["status"] == "skipped"]
+    metric_cols = [c for c in results.columns if c not in RESULT_COLUMNS]
+    rows = []
+    for key, group in ran.groupby(_GROUP, sort=False):
+        group = group.sort_values("seed")
+        metrics = [f"{c}={_num(group[c].median())}" for c in metric_cols if group[c].notna().any()]
+        rows.append(
+            {
+                **dict(zip(_GROUP, key, strict=True)),
+                "seeds": _per_seed(group["seed"]),
+                "status": _status(group["status"]),
+                "final loss": _num(group["final_loss"].median()),
+                "converged@": _per_seed(group["converged_epoch"]),
+                "zero@": _per_seed(group["zero_loss_epoch"]),
+                "train s": _num(group["train_seconds"].median()),
+                "samples/s": _num(group["samples_per_second"].median()),
+                "metrics (median)": " ".join(metrics),
+            }
+        )
+    lines = []
+    if rows:
+        table = pd.DataFrame(rows)
+        lines.append(table.to_string(index=False))
+    errors = ran[ran["status"] == "error"]
+    for _, row in errors.iterrows():
+        lines.append(f"error: {row['run_id']}: {row['status_detail']}")
+    for reason, group in skipped.groupby("status_detail", sort=False):
+        lines.append(f"skipped ({len(group)} runs): {reason}")
+    return "\n".join(lines)
