@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
             flag, type=_csv_list, default=[], help=f"only these {what}, comma-separated"
         )
     run.add_argument("--seeds", help="only these seeds: 0,1,2 or 0-2")
+    run.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's own; 1 is steadier on a busy machine)",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.add_argument(
         "--strict-plugins", action="store_true", help="fail if any plugin failed to load"
@@ -101,6 +106,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.suite import filter_cases, parse_seeds, parse_suite
     from benchkit.summary import summary_table
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BenchkitError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     registry = load_registry(strict=args.strict_plugins)
     for info in registry.failures():
         print(f"benchkit: warning: plugin {info.describe()} failed: {info.error}", file=sys.stderr)

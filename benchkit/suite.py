@@ -29,8 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,17 @@ class Case:
     model_options: dict[str, Any] = field(default_factory=dict)
     variant: str = ""  # the suite's overrides, canonical JSON; tells apart same-named cases
 
+    tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
+
+    @property
+    def base_id(self) -> str:
+        """model/dataset/precision/device/seedN."""
+        return f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
+
     @property
     def run_id(self) -> str:
         """A key unique within a result set, stable across runs of the same suite."""
-        base = f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
-        if self.variant:
-            base += "/" + hashlib.sha1(self.variant.encode()).hexdigest()[:8]
-        return base
+        return f"{self.base_id}/{self.tag}" if self.tag else self.base_id
 
 
 @dataclass
@@ -230,7 +235,7 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
         )
 
     cases: list[Case] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for i, raw in enumerate(raw_cases):
         where = f"cases[{i}]"
         check.typed(raw, (dict,), where)
@@ -309,11 +314,19 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
                         model_options,
                         variant,
                     )
-                    if case.run_id in seen:
-                        raise check.fail(where, f"run {case.run_id} appears twice in the suite")
-                    seen.add(case.run_id)
+                    if (case.base_id, variant) in seen:
+                        raise check.fail(where, f"run {case.base_id} appears twice in the suite")
+                    seen.add((case.base_id, variant))
                     cases.append(case)
 
+    # Cases that differ only in their overrides get a short hash of them in the run_id.
+    shared = Counter(c.base_id for c in cases)
+    cases = [
+        replace(c, tag=hashlib.sha1(c.variant.encode()).hexdigest()[:8])
+        if shared[c.base_id] > 1
+        else c
+        for c in cases
+    ]
     name = check.typed(meta.get("name", _default_name(path)), (str,), "suite.name")
     description = check.typed(meta.get("description", ""), (str,), "suite.description")
     return Suite(path=path, name=name, description=description, text=text, cases=cases)
@@ -390,6 +403,4 @@ def filter_cases(
 
 
 def _with_device(case: Case, device: str) -> Case:
-    from dataclasses import replace
-
     return replace(case, device=device)

@@ -1,0 +1,58 @@
+"""Shared fixtures: small in-memory plugins for exercising the runner's edge cases."""
+
+from __future__ import annotations
+
+import benchkit_plugins.single_neuron as single_neuron
+import pytest
+import torch
+from torch import nn
+
+import benchkit
+from benchkit import Data, Recipe, Split
+from benchkit.testing import isolated_registry
+
+# One thread: tiny models gain nothing from more, and a second busy process on a 2-core
+# machine makes multi-threaded torch spin-wait and run many times slower.
+torch.set_num_threads(1)
+
+
+class ToyPlugin:
+    """Datasets and models that misbehave on purpose."""
+
+    @benchkit.hookimpl
+    def benchkit_register_datasets(self, register):
+        def ramp(options):
+            x = torch.linspace(0, 1, options["n"]).unsqueeze(1)
+            valid = Split((x[:4],), 2 * x[:4])
+            return Data(train=Split((x,), 2 * x), valid=valid, info={"in_features": 1})
+
+        def broken(options):
+            raise benchkit.errors.BenchkitError("toy dataset: file data.csv is missing")
+
+        register("toy_ramp", ramp, options={"n": 64})
+        register("toy_broken", broken)
+
+    @benchkit.hookimpl
+    def benchkit_register_models(self, register):
+        def linear(data, options):
+            return nn.Linear(1, 1)
+
+        def exploding(data, options):
+            model = nn.Linear(1, 1)
+            with torch.no_grad():
+                model.weight.fill_(1e30)
+            return model
+
+        def raising(data, options):
+            raise RuntimeError("model factory bug")
+
+        recipe = Recipe(loss="mse", optimizer="sgd", lr=0.1, epochs=20)
+        register("toy_linear", linear, datasets={"toy_ramp": recipe, "toy_broken": recipe})
+        register("toy_exploding", exploding, datasets={"toy_ramp": recipe})
+        register("toy_raising", raising, datasets={"toy_ramp": recipe})
+
+
+@pytest.fixture(scope="session")
+def toy_registry():
+    """single_neuron plus the toy plugin, with the built-in devices and precisions."""
+    return isolated_registry(single_neuron, ToyPlugin())

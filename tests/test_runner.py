@@ -1,0 +1,152 @@
+"""The runner measures one case: loss figures, statuses, timing, memory, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchkit.results import first_epoch
+from benchkit.runner import warmup_epochs
+from benchkit.testing import run_quick
+
+
+def test_single_point_figures_follow_from_the_curve(toy_registry):
+    result = run_quick(toy_registry, "single_neuron", "single_point", epochs=100, target_loss=1e-6)
+    assert result.status == "ok", result.status_detail
+    assert result.epochs == len(result.curve) == 100
+    assert result.params == 2
+    assert result.final_loss == result.curve[-1]
+    assert result.best_loss == min(result.curve)
+    assert result.converged_epoch == first_epoch(result.curve, lambda v: v <= 1e-6)
+    assert result.zero_loss_epoch == first_epoch(result.curve, lambda v: v == 0.0)
+    # x = y = 1, SGD lr 0.1: the residual shrinks by 0.6 per step, the MSE by 0.36.
+    assert result.curve[1] / result.curve[0] == pytest.approx(0.36, rel=1e-3)
+    assert result.metrics["weight"] + result.metrics["bias"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_epoch_zero_is_the_loss_before_the_first_update(toy_registry):
+    # Seed 0 builds weight -0.0075, bias 0.5364: prediction 0.5289 for x = 1, target 1.
+    result = run_quick(toy_registry, "single_neuron", "single_point", epochs=1)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    expected = (model(torch.tensor([[1.0]])) - 1.0).pow(2).item()
+    assert result.curve[0] == expected
+
+
+def test_half_precision_neuron_starts_where_the_source_says(toy_registry):
+    registry = toy_registry
+    torch.manual_seed(0)
+    data = registry.get("dataset", "single_point").factory({})
+    torch.manual_seed(0)
+    model = registry.get("model", "single_neuron").factory(data, {})
+    half = registry.get("precision", "fp16").factory().prepare_model(model)
+    assert round(half.weight.item(), 4) == -0.0075
+    assert round(half.bias.item(), 4) == 0.5366
+
+
+def test_timing_throughput_and_memory_are_measured(toy_registry):
+    result = run_quick(toy_registry, "toy_linear", "toy_ramp", epochs=30, target_loss=1.0)
+    assert result.status == "ok"
+    assert len(result.epoch_seconds) == 30
+    assert result.epoch_seconds == sorted(result.epoch_seconds)
+    assert result.train_seconds == result.epoch_seconds[-1] > 0
+    assert result.converged_epoch is not None
+    assert result.time_to_target_seconds == result.epoch_seconds[result.converged_epoch]
+    assert result.samples_per_second > 0
+    assert result.train_samples == 64
+    assert result.device_name  # the CPU's model name
+    if result.peak_memory_bytes is not None:
+        assert result.peak_memory_bytes >= 0
+
+
+def test_validation_loss_is_recorded_every_epoch(toy_registry):
+    result = run_quick(toy_registry, "toy_linear", "toy_ramp", epochs=7)
+    assert len(result.valid_curve) == 7
+    assert result.metrics["valid_loss"] == result.valid_curve[-1]
+
+
+def test_test_split_gives_a_test_loss_metric(toy_registry):
+    result = run_quick(toy_registry, "single_neuron", "line", epochs=5)
+    assert result.metrics["test_loss"] > 0
+
+
+def test_non_finite_loss_stops_the_run_as_diverged(toy_registry):
+    result = run_quick(toy_registry, "toy_exploding", "toy_ramp", epochs=500)
+    assert result.status == "diverged"
+    assert result.diverged_epoch is not None
+    assert result.epochs == result.diverged_epoch + 1 < 500
+    assert not math.isfinite(result.curve[-1])
+    assert all(math.isfinite(v) for v in result.curve[:-1])
+    assert f"epoch {result.diverged_epoch}" in result.status_detail
+
+
+def test_an_exception_becomes_an_error_row(toy_registry):
+    result = run_quick(toy_registry, "toy_raising", "toy_ramp")
+    assert result.status == "error"
+    assert "RuntimeError: model factory bug" in result.status_detail
+
+
+def test_a_user_facing_plugin_error_keeps_its_message(toy_registry):
+    result = run_quick(toy_registry, "toy_linear", "toy_broken")
+    assert result.status == "error"
+    assert result.status_detail == "toy dataset: file data.csv is missing"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the report of an absent GPU")
+def test_an_absent_device_is_skipped_with_its_reason_not_replaced(toy_registry):
+    result = run_quick(toy_registry, "toy_linear", "toy_ramp", device="cuda")
+    assert result.status == "skipped"
+    assert result.status_detail.startswith("device cuda unavailable: ")
+    assert result.curve == [] and result.device_name == ""
+
+
+def test_a_precision_the_device_cannot_run_is_skipped(toy_registry, monkeypatch):
+    from benchkit_plugins.devices import CpuDevice
+
+    monkeypatch.setattr(
+        CpuDevice, "dtype_unsupported_reason", lambda self, dtype: "no half here", raising=False
+    )
+    result = run_quick(toy_registry, "toy_linear", "toy_ramp", precision="fp16")
+    assert result.status == "skipped"
+    assert result.status_detail == "precision fp16 unsupported on cpu: no half here"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16", "fp64"])
+def test_same_seed_same_curve_bit_for_bit(toy_registry, precision):
+    kwargs = dict(epochs=40, precision=precision, seed=3)
+    first = run_quick(toy_registry, "single_neuron", "celsius", **kwargs)
+    second = run_quick(toy_registry, "single_neuron", "celsius", **kwargs)
+    assert first.status == second.status == "ok"
+    assert first.curve == second.curve
+    assert first.valid_curve == second.valid_curve
+
+
+def test_the_sine_mlp_curve_reproduces_and_seeds_differ(toy_registry):
+    import benchkit_plugins.sine_mlp as sine_mlp
+
+    from benchkit.testing import isolated_registry
+
+    registry = isolated_registry(sine_mlp)
+    a = run_quick(registry, "sine_mlp", "sine", epochs=15, seed=0)
+    b = run_quick(registry, "sine_mlp", "sine", epochs=15, seed=0)
+    c = run_quick(registry, "sine_mlp", "sine", epochs=15, seed=1)
+    assert a.curve == b.curve
+    assert a.metrics["rollout_mse"] == b.metrics["rollout_mse"]
+    assert a.curve != c.curve
+
+
+def test_celsius_split_depends_on_the_seed(toy_registry):
+    factory = toy_registry.get("dataset", "celsius").factory
+    torch.manual_seed(0)
+    a = factory({})
+    torch.manual_seed(1)
+    b = factory({})
+    assert len(a.train) == 9 and len(a.valid) == 2
+    assert not torch.equal(a.valid.target, b.valid.target)
+
+
+@pytest.mark.parametrize(("epochs", "warm"), [(1, 1), (10, 1), (100, 10), (3000, 10)])
+def test_warmup_is_a_tenth_within_bounds(epochs, warm):
+    assert warmup_epochs(epochs) == warm

@@ -1,0 +1,89 @@
+"""The training loop: what an epoch's loss is, and how the curve is read from the device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from benchkit_plugins.devices import CpuDevice
+from benchkit_plugins.precisions import CastPrecision
+from torch import nn
+
+import benchkit.training as training
+from benchkit import Data, Recipe, Split
+
+
+def _data(n: int = 10) -> Data:
+    x = torch.arange(n, dtype=torch.float32).unsqueeze(1) / n
+    return Data(train=Split((x,), 3 * x + 1))
+
+
+def _train(recipe: Recipe, data: Data | None = None, **kwargs) -> training.TrainOutcome:
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    return training.train(
+        model, data or _data(), recipe, CastPrecision(torch.float32), CpuDevice(), 0, **kwargs
+    )
+
+
+def test_minibatch_epoch_loss_is_the_mean_over_batches_before_updates():
+    data = _data(10)
+    recipe = Recipe(loss="mse", optimizer="sgd", lr=0.05, epochs=1, batch_size=4)
+    outcome = _train(recipe, data)
+    # Replay by hand: batches of 4, 4, 2; each loss taken before its own update.
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    for start in range(0, 10, 4):
+        x, y = data.train.inputs[0][start : start + 4], data.train.target[start : start + 4]
+        loss = nn.functional.mse_loss(model(x), y)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert outcome.losses[0] == pytest.approx(sum(losses) / 3, rel=1e-12)
+
+
+def test_shuffling_is_seeded():
+    recipe = Recipe(loss="mse", optimizer="sgd", lr=0.05, epochs=5, batch_size=3, shuffle=True)
+    assert _train(recipe).losses == _train(recipe).losses
+    unshuffled = Recipe(loss="mse", optimizer="sgd", lr=0.05, epochs=5, batch_size=3)
+    assert _train(recipe).losses != _train(unshuffled).losses
+
+
+def test_curve_is_read_in_chunks_never_per_epoch(monkeypatch):
+    monkeypatch.setattr(training, "MAX_CHUNK", 10)
+    monkeypatch.setattr(training, "READ_EVERY_SECONDS", float("inf"))
+
+    def no_item(self):
+        raise AssertionError("the loop must not read a scalar back every epoch")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    reads = []
+    recipe = Recipe(loss="mse", optimizer="sgd", lr=0.05, epochs=95)
+    outcome = _train(recipe, on_progress=lambda epoch, loss: reads.append(epoch))
+    assert len(outcome.losses) == 95
+    assert reads == [9, 19, 29, 39, 49, 59, 69, 79, 89, 94]
+
+
+@pytest.mark.parametrize(("loss", "optimizer"), [("mse", "sgd"), ("l1", "adam"), ("mse", "adamw")])
+def test_recipe_losses_and_optimizers_train(loss, optimizer):
+    outcome = _train(Recipe(loss=loss, optimizer=optimizer, lr=0.05, epochs=60))
+    assert outcome.losses[-1] < outcome.losses[0]
+
+
+def test_cross_entropy_flattens_sequence_predictions_and_ignores_padding():
+    loss_fn = training.make_loss(Recipe(loss="cross_entropy", ignore_index=0))
+    logits = torch.randn(2, 3, 5)
+    target = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    expected = nn.functional.cross_entropy(
+        logits.reshape(-1, 5), target.reshape(-1), ignore_index=0
+    )
+    assert loss_fn(logits, target) == expected
+
+
+def test_recipe_rejects_unknown_loss_and_optimizer():
+    with pytest.raises(ValueError, match="loss 'hinge'"):
+        Recipe(loss="hinge")
+    with pytest.raises(ValueError, match="optimizer 'lbfgs'"):
+        Recipe(optimizer="lbfgs")
