@@ -114,7 +114,8 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
             f"valid: {', '.join(sorted(allowed))}"
         )
     out = dict(kwargs)
-    options = out.get("options") or {}
+    options = out.get("options")
+    options = {} if options is None else options
     if not isinstance(options, Mapping):
         raise PluginError(f"{kind} {name!r}: options must be a dict of defaults")
     out["options"] = dict(options)
@@ -170,6 +171,16 @@ class PluginHost:
 
     def add(self, plugin: object, info: PluginInfo) -> None:
         """Register one plugin object; on failure record it and leave the others untouched."""
+        first = self.registry.plugins.get(info.name)
+        if first is not None:
+            info.status = "failed"
+            info.error = (
+                f"plugin name {info.name!r} is already taken by {first.describe()} "
+                f"({first.module}); rename one entry point"
+            )
+            # keep the first under its name; list the second beside it
+            self.registry.plugins[f"{info.name} [{info.module}]"] = info
+            return
         self.registry.plugins[info.name] = info
         try:
             self.pm.register(plugin, name=info.name)
@@ -197,8 +208,9 @@ class PluginHost:
         skip = {n for n in disabled if n}
         for ep in sorted(entry_points, key=lambda e: e.name):
             info = _entry_point_info(ep)
-            if info.name in self.registry.plugins:
-                continue  # the same distribution seen twice on sys.path
+            seen = self.registry.plugins.get(info.name)
+            if seen is not None and (seen.module, seen.package) == (info.module, info.package):
+                continue  # the same distribution found twice on sys.path
             if info.name in skip:
                 info.status, info.error = "disabled", f"listed in {DISABLE_ENV}"
                 self.registry.plugins[info.name] = info

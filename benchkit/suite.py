@@ -125,17 +125,26 @@ def resolve_path(spec: str | Path) -> Path:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join(
-        {
-            "str": "string",
-            "int": "integer",
-            "float": "number",
-            "bool": "boolean",
-            "dict": "table",
-            "list": "array",
-        }[t.__name__]
-        for t in types
-    )
+    names = {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "dict": "table",
+        "list": "array",
+    }
+    if float in types:  # an integer is a number too
+        types = tuple(t for t in types if t is not int)
+    return " or ".join(names[t.__name__] for t in types)
+
+
+def _plain(value: Any) -> bool:
+    """TOML values benchkit can record: no dates or times."""
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return isinstance(value, str | int | float | bool)
 
 
 class _Checker:
@@ -177,7 +186,7 @@ class _Checker:
         self.typed(name, (str,), key)
         base, _, index = name.partition(":")
         self.choice("device", base, key)
-        if index and not index.isdigit():
+        if ":" in name and not index.isdigit():
             raise self.fail(key, f"device index in {name!r} must be a number, as in cuda:0")
         return name
 
@@ -194,6 +203,8 @@ class _Checker:
                     (float, int) if isinstance(default, float) else (type(default),)
                 )
                 self.typed(value, types, f"{key}.{opt}")
+            if not _plain(value):
+                raise self.fail(f"{key}.{opt}", "dates and times are not option values")
             out[opt] = value
         return out
 
@@ -204,10 +215,13 @@ class _Checker:
                 valid = ", ".join(sorted(_RECIPE_TYPES))
                 raise self.fail(f"{key}.{name}", f"unknown recipe field; valid: {valid}")
             self.typed(value, _RECIPE_TYPES[name], f"{key}.{name}")
-        if given.get("loss", base.loss) not in LOSSES:
-            raise self.fail(f"{key}.loss", f"valid: {', '.join(LOSSES)}")
-        if given.get("optimizer", base.optimizer) not in OPTIMIZERS:
-            raise self.fail(f"{key}.optimizer", f"valid: {', '.join(OPTIMIZERS)}")
+        for name, valid in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
+            if name in given and given[name] not in valid:
+                raise self.fail(
+                    f"{key}.{name}", f"unknown {name} {given[name]!r}; valid: {', '.join(valid)}"
+                )
+        if not _plain(given):
+            raise self.fail(key, "values must be strings, numbers, booleans, arrays or tables")
         try:
             return base.with_overrides(given), dict(given)
         except ValueError as exc:
@@ -319,11 +333,13 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
                     seen.add((case.base_id, variant))
                     cases.append(case)
 
-    # Cases that differ only in their overrides get a short hash of them in the run_id.
+    # A case with overrides that shares its base id with another case gets a short hash of
+    # the overrides in its run_id; the plain case keeps its id, so adding a variant to a suite
+    # does not rename runs recorded before.
     shared = Counter(c.base_id for c in cases)
     cases = [
         replace(c, tag=hashlib.sha1(c.variant.encode()).hexdigest()[:8])
-        if shared[c.base_id] > 1
+        if shared[c.base_id] > 1 and c.variant
         else c
         for c in cases
     ]
@@ -339,18 +355,14 @@ def _default_name(path: Path) -> str:
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` or ``"0-2"`` (or a mix) → ``[0, 1, 2]``."""
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
-                seeds.extend(range(int(lo), int(hi) + 1))
-            elif part:
-                seeds.append(int(part))
-    except ValueError:
-        raise SuiteError(f"--seeds {text!r}: write seeds as 0,1,2 or 0-2") from None
-    if not seeds:
-        raise SuiteError(f"--seeds {text!r}: no seeds given")
+    for part in (p.strip() for p in text.split(",")):
+        lo, dash, hi = part.partition("-")
+        if not (lo.isdigit() and (not dash or hi.isdigit())):
+            raise SuiteError(f"--seeds {text!r}: write seeds as 0,1,2 or 0-2")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise SuiteError(f"--seeds {text!r}: range {part} runs backwards; write {hi}-{lo}")
+        seeds.extend(range(first, last + 1))
     return seeds
 
 
@@ -362,11 +374,14 @@ def filter_cases(
     devices: Iterable[str] = (),
     seeds: Iterable[int] = (),
 ) -> list[Case]:
-    """Narrow the suite's cases; each filter that matches nothing is an error.
+    """Narrow the suite's cases; a filter value the suite does not have is an error, and so
+    are filters that have no run in common.
 
-    A device filter ``cuda:1`` also picks the suite's ``cuda`` cases and runs them on ``cuda:1``.
+    A device filter ``cuda:1`` picks the suite's ``cuda:1`` cases, or, where the suite has
+    none, its ``cuda`` cases, run on ``cuda:1``.
     """
     out = list(cases)
+    used = []
     for flag, wanted, attr in (
         ("--model", models, "model"),
         ("--dataset", datasets, "dataset"),
@@ -376,29 +391,35 @@ def filter_cases(
         wanted = list(wanted)
         if not wanted:
             continue
-        have = sorted({getattr(c, attr) for c in out}, key=str)
+        have = sorted({getattr(c, attr) for c in cases}, key=str)
         missing = [w for w in wanted if w not in have]
         if missing:
             raise SuiteError(
                 f"{flag} {','.join(map(str, missing))} matches nothing in the suite; "
                 f"it has: {', '.join(map(str, have))}"
             )
+        used.append(f"{flag} {','.join(map(str, wanted))}")
         out = [c for c in out if getattr(c, attr) in wanted]
     wanted_devices = list(devices)
     if wanted_devices:
-        have = sorted({c.device for c in out})
-        picked: list[Case] = []
+        have_devices = sorted({c.device for c in cases})
+        picked: dict[str, Case] = {}
         for want in wanted_devices:
-            exact = [c for c in out if c.device == want]
             base = want.partition(":")[0]
-            by_base = [c for c in out if c.device == base] if ":" in want else []
-            if not exact and not by_base:
+            if want in have_devices:
+                chosen = [c for c in out if c.device == want]
+            elif ":" in want and base in have_devices:
+                chosen = [_with_device(c, want) for c in out if c.device == base]
+            else:
                 raise SuiteError(
-                    f"--device {want} matches nothing in the suite; it has: {', '.join(have)}"
+                    f"--device {want} matches nothing in the suite; "
+                    f"it has: {', '.join(have_devices)}"
                 )
-            picked.extend(exact)
-            picked.extend(_with_device(c, want) for c in by_base)
-        out = picked
+            picked.update((c.run_id, c) for c in chosen)
+        used.append(f"--device {','.join(wanted_devices)}")
+        out = list(picked.values())
+    if not out:
+        raise SuiteError(f"no run of the suite matches {' '.join(used)} together")
     return out
 
 

@@ -24,9 +24,15 @@ def _per_seed(values: pd.Series) -> str:
     return "/".join("-" if pd.isna(v) else str(int(v)) for v in values)
 
 
-def _status(statuses: pd.Series) -> str:
-    counts = statuses.value_counts()
-    return " ".join(f"{s}" if n == len(statuses) else f"{s}×{n}" for s, n in counts.items())
+def _status(group: pd.DataFrame) -> str:
+    """``ok``, or counts such as ``ok×2 diverged×1``; diverged runs name their epochs."""
+    parts = []
+    for status, n in group["status"].value_counts().items():
+        text = status if n == len(group) else f"{status}×{n}"
+        if status == "diverged":
+            text += "@" + _per_seed(group.loc[group["status"] == "diverged", "diverged_epoch"])
+        parts.append(text)
+    return " ".join(parts)
 
 
 def summary_table(results: pd.DataFrame) -> str:
@@ -47,7 +53,7 @@ def summary_table(results: pd.DataFrame) -> str:
             {
                 **dict(zip(_GROUP, key, strict=True)),
                 "seeds": _per_seed(group["seed"]),
-                "status": _status(group["status"]),
+                "status": _status(group),
                 "final loss": _num(group["final_loss"].median()),
                 "converged@": _per_seed(group["converged_epoch"]),
                 "zero@": _per_seed(group["zero_loss_epoch"]),
