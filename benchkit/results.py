@@ -40,6 +40,9 @@ RESULT_COLUMNS = [
     "status",
     "status_detail",
     "diverged_epoch",
+    "nonfinite_loss",
+    "grads_nonfinite_epoch",
+    "params_nonfinite_epoch",
     "epochs",
     "target_loss",
     "final_loss",
@@ -60,6 +63,8 @@ CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds
 # Integer-valued columns that may be empty: written without a trailing ".0".
 _NULLABLE_INT = [
     "diverged_epoch",
+    "grads_nonfinite_epoch",
+    "params_nonfinite_epoch",
     "converged_epoch",
     "zero_loss_epoch",
     "peak_memory_bytes",
@@ -88,6 +93,9 @@ class RunResult:
     status: str = "ok"
     status_detail: str = ""
     diverged_epoch: int | None = None
+    nonfinite_loss: str = ""  # nan, inf or -inf for a diverged run
+    grads_nonfinite_epoch: int | None = None
+    params_nonfinite_epoch: int | None = None
     epochs: int = 0
     target_loss: float | None = None
     final_loss: float | None = None
@@ -107,6 +115,9 @@ class RunResult:
     curve: list[float] = field(default_factory=list)
     valid_curve: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    criteria: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
+    trace: list[dict[str, float]] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The ``results.csv`` row: the fixed columns, then the metrics."""
@@ -189,12 +200,61 @@ def curves_frame(results: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
+def _keyed(result: RunResult) -> dict[str, Any]:
+    return {"run_id": result.run_id, **{c: getattr(result, c) for c in KEY_COLUMNS}}
+
+
+def criteria_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``criteria.csv``: per run and criterion, the first epoch it was met and the time."""
+    rows = [
+        {**_keyed(r), "criterion": name, "epoch": epoch, "seconds": seconds}
+        for r in results
+        for name, (epoch, seconds) in r.criteria.items()
+    ]
+    frame = pd.DataFrame(rows, columns=[*_keyed_columns(), "criterion", "epoch", "seconds"])
+    frame["epoch"] = frame["epoch"].astype("Int64")
+    return frame
+
+
+def trace_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``trace.csv``: per traced run and epoch, prediction, loss, parameters and gradients."""
+    rows = [
+        {**_keyed(r), "epoch": epoch, "loss": r.curve[epoch], **values}
+        for r in results
+        for epoch, values in enumerate(r.trace)
+    ]
+    return pd.DataFrame(rows)
+
+
+def series_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``series.csv``: sequences a workload's evaluation returned (e.g. the rollout)."""
+    rows = [
+        {**_keyed(r), "series": name, "step": step, "value": value}
+        for r in results
+        for name, values in r.series.items()
+        for step, value in enumerate(values)
+    ]
+    return pd.DataFrame(rows, columns=[*_keyed_columns(), "series", "step", "value"])
+
+
+def _keyed_columns() -> list[str]:
+    return ["run_id", *KEY_COLUMNS]
+
+
+#: Optional per-run tables, written when a run produced rows for them.
+EXTRA_TABLES = {
+    "criteria.csv": criteria_frame,
+    "trace.csv": trace_frame,
+    "series.csv": series_frame,
+}
+
+
 class ResultWriter:
     """Writes a result set as runs finish.
 
-    ``results.csv`` is rewritten after every run; ``curves.csv`` at most every
-    ``curves_every_seconds`` and on :meth:`close`, so long suites do not spend their time
-    rewriting curves. Both are always whole files.
+    ``results.csv`` is rewritten after every run; ``curves.csv`` and the optional tables
+    (:data:`EXTRA_TABLES`) at most every ``curves_every_seconds`` and on :meth:`close`, so long
+    suites do not spend their time rewriting curves. All are always whole files.
     """
 
     def __init__(self, out_dir: Path, meta: dict[str, Any], curves_every_seconds: float = 5.0):
@@ -226,7 +286,15 @@ class ResultWriter:
     def _write_curves(self) -> None:
         text = curves_frame(self.results).to_csv(index=False)
         atomic_write_text(self.out_dir / "curves.csv", text)
+        for name, make in EXTRA_TABLES.items():
+            frame = make(self.results)
+            if len(frame) or (self.out_dir / name).exists():
+                atomic_write_text(self.out_dir / name, frame.to_csv(index=False))
         self._curves_written = time.monotonic()
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Write another table of the result set (``claims.csv``) atomically."""
+        atomic_write_text(self.out_dir / name, frame.to_csv(index=False))
 
     def _write_meta(self, finished: bool, interrupted: bool = False) -> None:
         meta = {
@@ -247,3 +315,10 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, An
     curves = pd.read_csv(folder / "curves.csv")
     meta = json.loads((folder / "run.json").read_text())
     return results, curves, meta
+
+
+def read_table(folder: Path, name: str) -> pd.DataFrame | None:
+    """An optional table of a result set (``criteria.csv``, ``trace.csv``, ``series.csv``,
+    ``claims.csv``), or ``None`` when the set has none."""
+    path = folder / name
+    return pd.read_csv(path) if path.exists() else None

@@ -8,6 +8,7 @@ or torch's, is ``error`` with its message, and the suite goes on with the next c
 
 from __future__ import annotations
 
+import math
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from benchkit.precision import Precision
 from benchkit.registry import Registry
 from benchkit.results import RunResult, summarise_curve
 from benchkit.suite import Case
-from benchkit.training import make_loss, split_loss, train
+from benchkit.training import FiniteWatch, TraceRecorder, split_loss, train
 from benchkit.workload import Data, EvalContext
 
 ProgressFn = Callable[[int, float], None]
@@ -115,6 +116,20 @@ def _skip(result: RunResult, reason: str) -> RunResult:
     return result
 
 
+def _prepare(
+    case: Case, registry: Registry, device: Device, precision: Precision
+) -> tuple[torch.nn.Module, Data, int]:
+    """Build the case's data and model as the seed dictates, on the device, in the precision.
+    Returns the model, the data and the model's parameter count."""
+    torch.manual_seed(case.seed)
+    host_data = registry.get("dataset", case.dataset).factory(dict(case.options))
+    torch.manual_seed(case.seed)
+    model = registry.get("model", case.model).factory(host_data, dict(case.model_options))
+    params = sum(p.numel() for p in model.parameters())
+    model = precision.prepare_model(model.to(device.torch_device))
+    return model, _to_device(host_data, device, precision), params
+
+
 def _measure(
     case: Case,
     registry: Registry,
@@ -124,25 +139,25 @@ def _measure(
     on_progress: ProgressFn | None,
 ) -> None:
     model_reg = registry.get("model", case.model)
-    dataset_reg = registry.get("dataset", case.dataset)
     device.reset_peak_memory()
-
-    torch.manual_seed(case.seed)
-    host_data = dataset_reg.factory(dict(case.options))
-    torch.manual_seed(case.seed)
-    model = model_reg.factory(host_data, dict(case.model_options))
-    result.params = sum(p.numel() for p in model.parameters())
-    result.train_samples = len(host_data.train)
-
-    model = precision.prepare_model(model.to(device.torch_device))
-    data = _to_device(host_data, device, precision)
-    outcome = train(model, data, case.recipe, precision, device, case.seed, on_progress)
+    model, data, result.params = _prepare(case, registry, device, precision)
+    result.train_samples = len(data.train)
+    tracer = TraceRecorder(model) if case.trace else None
+    outcome = train(
+        model,
+        data,
+        case.recipe,
+        precision,
+        device,
+        case.seed,
+        on_progress,
+        recorders=[tracer] if tracer else (),
+    )
 
     result.curve = outcome.losses
     result.valid_curve = outcome.valid_losses
-    result.epoch_seconds = outcome.epoch_end_seconds
+    result.epoch_seconds = seconds = outcome.epoch_end_seconds
     summarise_curve(result)
-    seconds = outcome.epoch_end_seconds
     if seconds:
         result.train_seconds = seconds[-1]
         warm = warmup_epochs(len(seconds))
@@ -152,25 +167,97 @@ def _measure(
                 result.samples_per_second = result.train_samples * (len(seconds) - warm) / span
     if result.converged_epoch is not None:
         result.time_to_target_seconds = seconds[result.converged_epoch]
+    for criterion in case.criteria:
+        epoch = criterion.first_epoch(result.curve, result.valid_curve)
+        result.criteria[criterion.text] = (epoch, None if epoch is None else seconds[epoch])
+    if tracer is not None:
+        result.trace = tracer.rows[: len(result.curve)]
     result.metrics.update(precision.stats())
 
     if outcome.diverged_epoch is not None:
         result.status = "diverged"
         result.diverged_epoch = outcome.diverged_epoch
-        result.status_detail = f"non-finite training loss at epoch {outcome.diverged_epoch}"
+        _explain_divergence(case, registry, device, result)
     else:
         model.eval()
         if data.test is not None:
-            loss_fn = make_loss(case.recipe)
-            result.metrics["test_loss"] = float(
-                split_loss(model, data.test, loss_fn, precision, device)
-            )
+            test_loss = split_loss(model, data.test, case.recipe, precision, device)
+            result.metrics["test_loss"] = float(test_loss)
         if result.valid_curve:
             result.metrics["valid_loss"] = result.valid_curve[-1]
         if model_reg.evaluate is not None:
             context = EvalContext(device=device, precision=precision)
             with torch.no_grad(), precision.autocast(device):
-                metrics = model_reg.evaluate(model, data, context)
-            result.metrics.update({k: float(v) for k, v in metrics.items()})
+                values = model_reg.evaluate(model, data, context)
+            _record_evaluation(result, values)
     device.synchronize()
     result.peak_memory_bytes = device.peak_memory_bytes()
+
+
+def _record_evaluation(result: RunResult, values: dict[str, Any]) -> None:
+    """Scalars become result columns; 1-D sequences become ``series.csv`` rows."""
+    for name, value in values.items():
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
+            result.series[name] = value.detach().double().cpu().reshape(-1).tolist()
+        elif isinstance(value, list | tuple):
+            result.series[name] = [float(v) for v in value]
+        else:
+            result.metrics[name] = float(value)
+
+
+def _explain_divergence(case: Case, registry: Registry, device: Device, result: RunResult) -> None:
+    """Say how the run failed, not only that it did.
+
+    The run is deterministic, so it is replayed up to the epoch that diverged with a watch on
+    gradients and parameters: the normal loop pays nothing for this, and the replay costs at
+    most what the run took until it diverged.
+    """
+    epoch = result.diverged_epoch
+    loss = result.curve[epoch]
+    result.nonfinite_loss = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
+    parts = [f"training loss {result.nonfinite_loss} at epoch {epoch}"]
+    precision = registry.get("precision", case.precision).factory()
+    watch = FiniteWatch()
+    try:
+        model, data, _ = _prepare(case, registry, device, precision)
+        train(
+            model,
+            data,
+            case.recipe,
+            precision,
+            device,
+            case.seed,
+            recorders=[watch],
+            epochs=epoch + 1,
+        )
+    except Exception as exc:  # the explanation is a bonus; never lose the result over it
+        parts.append(f"replay failed: {_error_text(exc)}")
+    else:
+        result.grads_nonfinite_epoch = watch.grads_nonfinite_epoch
+        result.params_nonfinite_epoch = watch.params_nonfinite_epoch
+        if watch.grads_nonfinite_epoch is not None:
+            parts.append(f"gradients first non-finite in epoch {watch.grads_nonfinite_epoch}")
+        if watch.params_nonfinite_epoch is not None:
+            parts.append(
+                f"parameters first non-finite after the update of epoch "
+                f"{watch.params_nonfinite_epoch}"
+            )
+        if watch.grads_nonfinite_epoch is None and watch.params_nonfinite_epoch is None:
+            parts.append("gradients and parameters stayed finite: the forward pass overflowed")
+        parts.extend(_static_causes(case, model))
+    result.status_detail = "; ".join(parts)
+
+
+def _static_causes(case: Case, model: torch.nn.Module) -> list[str]:
+    """Known number-format traps of the recipe under the parameters' dtype."""
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    causes = []
+    if case.recipe.optimizer in ("adam", "adamw"):
+        eps = float(case.recipe.optimizer_options.get("eps", 1e-8))
+        if torch.tensor(eps, dtype=dtype).item() == 0.0:
+            name = str(dtype).removeprefix("torch.")
+            causes.append(
+                f"Adam's eps={eps:g} is 0 in {name}, so a second moment that underflows to 0 "
+                "divides by zero"
+            )
+    return causes

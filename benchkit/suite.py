@@ -35,13 +35,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchkit.claims import Claim, parse_claim
+from benchkit.criteria import Criterion, parse_criterion
 from benchkit.errors import SuiteError
 from benchkit.registry import Registry
 from benchkit.workload import LOSSES, OPTIMIZERS, Recipe
 
 SUITE_FILE = "suite.toml"
-_TOP_KEYS = {"suite", "matrix", "cases"}
-_SUITE_KEYS = {"name", "description"}
+_TOP_KEYS = {"suite", "matrix", "cases", "claims"}
+_SUITE_KEYS = {"name", "description", "criteria"}
 _MATRIX_KEYS = {"devices", "precisions", "seeds"}
 _CASE_KEYS = _MATRIX_KEYS | {
     "model",
@@ -50,6 +52,8 @@ _CASE_KEYS = _MATRIX_KEYS | {
     "recipe",
     "options",
     "model_options",
+    "criteria",
+    "trace",
 }
 _RECIPE_TYPES: dict[str, tuple[type, ...]] = {
     "loss": (str,),
@@ -77,6 +81,8 @@ class Case:
     options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     variant: str = ""  # the suite's overrides, canonical JSON; tells apart same-named cases
+    criteria: tuple[Criterion, ...] = ()  # first epoch each is met goes to criteria.csv
+    trace: bool = False  # record parameters, gradients and prediction every epoch
 
     tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
 
@@ -100,6 +106,7 @@ class Suite:
     description: str
     text: str
     cases: list[Case]
+    claims: list[Claim] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -208,6 +215,17 @@ class _Checker:
             out[opt] = value
         return out
 
+    def criteria(self, value: Any, key: str) -> tuple[Criterion, ...]:
+        texts = self.typed(value, (list,), key)
+        out = []
+        for i, text in enumerate(texts):
+            self.typed(text, (str,), f"{key}[{i}]")
+            try:
+                out.append(parse_criterion(text))
+            except ValueError as exc:
+                raise self.fail(f"{key}[{i}]", str(exc)) from None
+        return tuple(out)
+
     def recipe(self, base: Recipe, given: Any, key: str) -> tuple[Recipe, dict[str, Any]]:
         self.typed(given, (dict,), key)
         for name, value in given.items():
@@ -242,6 +260,7 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
     check.keys(meta, _SUITE_KEYS, "suite")
     matrix = check.typed(doc.get("matrix", {}), (dict,), "matrix")
     check.keys(matrix, _MATRIX_KEYS, "matrix")
+    suite_criteria = check.criteria(meta.get("criteria", []), "suite.criteria")
     raw_cases = doc.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise check.fail(
@@ -286,6 +305,14 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
         target = raw.get("target_loss")
         if target is not None:
             target = float(check.typed(target, (float, int), f"{where}.target_loss"))
+        criteria = (
+            check.criteria(raw["criteria"], f"{where}.criteria")
+            if "criteria" in raw
+            else suite_criteria
+        )
+        trace = check.typed(raw.get("trace", False), (bool,), f"{where}.trace")
+        if trace and recipe.batch_size is not None:
+            raise check.fail(f"{where}.trace", "a trace needs a full-batch recipe (no batch_size)")
 
         def axis(name: str, raw: dict = raw, where: str = where) -> tuple[list[Any], str]:
             if name in raw:
@@ -327,6 +354,8 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
                         options,
                         model_options,
                         variant,
+                        criteria,
+                        trace,
                     )
                     if (case.base_id, variant) in seen:
                         raise check.fail(where, f"run {case.base_id} appears twice in the suite")
@@ -345,7 +374,18 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
     ]
     name = check.typed(meta.get("name", _default_name(path)), (str,), "suite.name")
     description = check.typed(meta.get("description", ""), (str,), "suite.description")
-    return Suite(path=path, name=name, description=description, text=text, cases=cases)
+    raw_claims = check.typed(doc.get("claims", []), (list,), "claims")
+    known = {c.text for case in cases for c in case.criteria}
+    claims = []
+    for i, raw in enumerate(raw_claims):
+        check.typed(raw, (dict,), f"claims[{i}]")
+        claims.append(parse_claim(raw, i, check.fail, known))
+    ids = [c.id for c in claims]
+    if len(ids) != len(set(ids)):
+        raise check.fail("claims", f"claim ids must be unique, got {', '.join(ids)}")
+    return Suite(
+        path=path, name=name, description=description, text=text, cases=cases, claims=claims
+    )
 
 
 def _default_name(path: Path) -> str:

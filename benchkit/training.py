@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -20,25 +20,33 @@ from benchkit.precision import Precision
 from benchkit.workload import Data, Recipe, Split
 
 MAX_CHUNK = 128
-READ_EVERY_SECONDS = 1.0
+READ_EVERY_SECONDS = 0.25
+EVAL_BATCH = 4096
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, float], None]
 
 
-def make_loss(recipe: Recipe) -> LossFn:
+def make_loss(recipe: Recipe, reduction: str = "mean") -> LossFn:
     """The recipe's loss as a callable ``(prediction, target) -> scalar``."""
     if recipe.loss == "mse":
-        return nn.MSELoss()
+        return nn.MSELoss(reduction=reduction)
     if recipe.loss == "l1":
-        return nn.L1Loss()
+        return nn.L1Loss(reduction=reduction)
     ignore = -100 if recipe.ignore_index is None else recipe.ignore_index
-    ce = nn.CrossEntropyLoss(ignore_index=ignore)
+    ce = nn.CrossEntropyLoss(ignore_index=ignore, reduction=reduction)
 
     def cross_entropy(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ce(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
 
     return cross_entropy
+
+
+def _loss_terms(recipe: Recipe, target: torch.Tensor) -> torch.Tensor:
+    """How many terms the mean loss of ``target`` averages over (padding excluded)."""
+    if recipe.loss == "cross_entropy" and recipe.ignore_index is not None:
+        return (target != recipe.ignore_index).sum()
+    return torch.tensor(target.numel(), device=target.device)
 
 
 def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
@@ -48,6 +56,108 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
     if recipe.lr is not None:
         kwargs["lr"] = recipe.lr
     return cls[recipe.optimizer](params, **kwargs)
+
+
+class EpochRecorder:
+    """Records something every epoch without waiting for the device: ``before_step`` and
+    ``after_step`` queue device tensors, ``flush`` (called when the loop reads the curve)
+    brings them to the host."""
+
+    def before_step(self, model: nn.Module, prediction: torch.Tensor) -> None:
+        """After the forward pass of a full-batch epoch, before its update."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """After the epoch's last update."""
+
+    def flush(self) -> None:
+        """Bring queued values to the host (a sync, once per chunk)."""
+
+
+class TraceRecorder(EpochRecorder):
+    """The source's step-by-step table: per epoch the prediction (when the model has a single
+    output), every parameter before the update and its gradient. For models with a handful of
+    parameters only."""
+
+    MAX_VALUES = 64
+
+    def __init__(self, model: nn.Module) -> None:
+        self.names = []
+        for name, param in model.named_parameters():
+            if param.numel() == 1:
+                self.names.append(name)
+            else:
+                self.names.extend(f"{name}[{i}]" for i in range(param.numel()))
+        if len(self.names) > self.MAX_VALUES:
+            raise ValueError(
+                f"trace records every parameter each epoch; this model has {len(self.names)}, "
+                f"more than {self.MAX_VALUES}"
+            )
+        self.rows: list[dict[str, float]] = []
+        self._before: list[torch.Tensor] = []
+        self._after: list[torch.Tensor] = []
+        self._has_prediction = True
+
+    def before_step(self, model: nn.Module, prediction: torch.Tensor) -> None:
+        self._has_prediction = prediction.numel() == 1
+        parts = [p.detach().reshape(-1).double() for p in model.parameters()]
+        if self._has_prediction:
+            parts.insert(0, prediction.detach().reshape(-1).double())
+        self._before.append(torch.cat(parts))
+
+    def after_step(self, model: nn.Module) -> None:
+        grads = [
+            (p.grad if p.grad is not None else torch.full_like(p, float("nan")))
+            .detach()
+            .reshape(-1)
+            .double()
+            for p in model.parameters()
+        ]
+        self._after.append(torch.cat(grads))
+
+    def flush(self) -> None:
+        if not self._before:
+            return
+        before = torch.stack(self._before).cpu().tolist()
+        after = torch.stack(self._after).cpu().tolist()
+        for values, grads in zip(before, after, strict=True):
+            row: dict[str, float] = {}
+            if self._has_prediction:
+                row["prediction"] = values.pop(0)
+            row.update(zip(self.names, values, strict=True))
+            row.update({f"{n}_grad": g for n, g in zip(self.names, grads, strict=True)})
+            self.rows.append(row)
+        self._before.clear()
+        self._after.clear()
+
+
+class FiniteWatch(EpochRecorder):
+    """Notes the first epoch whose gradients, and the first whose updated parameters, hold a
+    NaN or an infinity. Used when replaying a diverged run, so the normal loop pays nothing."""
+
+    def __init__(self) -> None:
+        self._flags: list[torch.Tensor] = []
+        self.epochs = 0
+        self.grads_nonfinite_epoch: int | None = None
+        self.params_nonfinite_epoch: int | None = None
+
+    def after_step(self, model: nn.Module) -> None:
+        params = [p.detach() for p in model.parameters()]
+        grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+        grads_ok = torch.stack([g.isfinite().all() for g in grads]).all() if grads else None
+        params_ok = torch.stack([p.isfinite().all() for p in params]).all()
+        ok = params_ok if grads_ok is None else grads_ok
+        self._flags.append(torch.stack([ok, params_ok]))
+
+    def flush(self) -> None:
+        if not self._flags:
+            return
+        for grads_ok, params_ok in torch.stack(self._flags).cpu().tolist():
+            if not grads_ok and self.grads_nonfinite_epoch is None:
+                self.grads_nonfinite_epoch = self.epochs
+            if not params_ok and self.params_nonfinite_epoch is None:
+                self.params_nonfinite_epoch = self.epochs
+            self.epochs += 1
+        self._flags.clear()
 
 
 @dataclass
@@ -75,11 +185,28 @@ def _generator(device: Device, seed: int) -> torch.Generator:
 
 
 def split_loss(
-    model: nn.Module, split: Split, loss_fn: LossFn, precision: Precision, device: Device
+    model: nn.Module,
+    split: Split,
+    recipe: Recipe,
+    precision: Precision,
+    device: Device,
+    batch: int = EVAL_BATCH,
 ) -> torch.Tensor:
-    """Loss of ``model`` on a whole split, without gradients; stays on the device."""
+    """The recipe's loss of ``model`` on a whole split, without gradients, in batches of at most
+    ``batch`` samples (so a large validation set fits a small GPU); stays on the device. The
+    result is the exact mean over the split, not a mean of batch means."""
     with torch.no_grad(), precision.autocast(device):
-        return loss_fn(model(*split.inputs), split.target).detach()
+        if len(split) <= batch:
+            return make_loss(recipe)(model(*split.inputs), split.target).detach()
+        total_fn = make_loss(recipe, reduction="sum")
+        total = torch.zeros((), dtype=torch.float64, device=device.torch_device)
+        terms = torch.zeros((), dtype=torch.int64, device=device.torch_device)
+        for start in range(0, len(split), batch):
+            inputs = tuple(t[start : start + batch] for t in split.inputs)
+            target = split.target[start : start + batch]
+            total += total_fn(model(*inputs), target).double()
+            terms += _loss_terms(recipe, target)
+        return total / terms
 
 
 def train(
@@ -90,13 +217,17 @@ def train(
     device: Device,
     seed: int,
     on_progress: ProgressFn | None = None,
+    recorders: Sequence[EpochRecorder] = (),
+    epochs: int | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``recipe.epochs`` epochs; ``data`` is already on the device.
 
     The loss of an epoch is the training loss of that pass's forward step(s), before the
     update(s), averaged over batches. A non-finite epoch loss stops training; the outcome then
-    ends at that epoch and names it in ``diverged_epoch``.
+    ends at that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
+    (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count.
     """
+    epochs = recipe.epochs if epochs is None else epochs
     loss_fn = make_loss(recipe)
     optimizer = make_optimizer(recipe, model.parameters())
     train_split, valid_split = data.train, data.valid
@@ -113,11 +244,14 @@ def train(
     marks = [device.mark()]
     last_read = time.perf_counter()
 
-    for epoch in range(recipe.epochs):
+    for epoch in range(epochs):
         model.train()
         if batch == n:
             with precision.autocast(device):
-                loss = loss_fn(model(*train_split.inputs), train_split.target)
+                prediction = model(*train_split.inputs)
+                loss = loss_fn(prediction, train_split.target)
+            for recorder in recorders:
+                recorder.before_step(model, prediction)
             optimizer.zero_grad(set_to_none=True)
             precision.backward_step(loss, optimizer)
             epoch_loss = loss.detach()
@@ -142,15 +276,17 @@ def train(
                 precision.backward_step(loss, optimizer)
                 total += loss.detach()
             epoch_loss = total / len(starts)
+        for recorder in recorders:
+            recorder.after_step(model)
         pending.append(epoch_loss.to(acc_dtype))
         if valid_split is not None:
             model.eval()
             pending_valid.append(
-                split_loss(model, valid_split, loss_fn, precision, device).to(acc_dtype)
+                split_loss(model, valid_split, recipe, precision, device).to(acc_dtype)
             )
         marks.append(device.mark())
 
-        last_epoch = epoch == recipe.epochs - 1
+        last_epoch = epoch == epochs - 1
         now = time.perf_counter()
         if last_epoch or len(pending) >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS:
             first = len(out.losses)
@@ -159,6 +295,8 @@ def train(
                 out.valid_losses.extend(torch.stack(pending_valid).cpu().tolist())
             pending.clear()
             pending_valid.clear()
+            for recorder in recorders:
+                recorder.flush()
             last_read = now
             bad = next(
                 (i for i, v in enumerate(out.losses[first:], first) if not math.isfinite(v)), None

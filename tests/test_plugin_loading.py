@@ -37,7 +37,10 @@ BUILTIN_PLUGINS = ("devices", "precisions", "single_neuron", "sine_mlp")
 #: (kind, name, the built-in plugin that registers it)
 BUILTIN_REGISTRATIONS = [
     *(("device", name, "devices") for name in ("cpu", "cuda", "mps")),
-    *(("precision", name, "precisions") for name in ("fp32", "fp16", "bf16", "fp64")),
+    *(
+        ("precision", name, "precisions")
+        for name in ("fp32", "fp16", "bf16", "fp64", "amp_fp16", "amp_bf16")
+    ),
     *(("dataset", name, "single_neuron") for name in ("single_point", "line", "celsius")),
     ("dataset", "sine", "sine_mlp"),
     ("model", "single_neuron", "single_neuron"),
@@ -526,7 +529,7 @@ def test_benchkit_plugins_lists_each_plugin_and_what_it_registered(capsys):
     for name in BUILTIN_PLUGINS:
         assert f"{name}  [ok]  benchkit {version}  (benchkit_plugins.{name})\n" in out
     assert "\n    devices: cpu, cuda, mps\n" in out
-    assert "\n    precisions: fp32, fp16, bf16, fp64\n" in out
+    assert "\n    precisions: fp32, fp16, bf16, fp64, amp_fp16, amp_bf16\n" in out
     assert "\n    datasets: single_point, line, celsius\n    models: single_neuron\n" in out
     assert "\n    datasets: sine\n    models: sine_mlp\n" in out
     assert "error:" not in out

@@ -164,13 +164,13 @@ SUITE_ERRORS = [
         "top-level-key",
         "[matrx]\n" + case(),
         "matrx",
-        "unknown key; valid keys: cases, matrix, suite",
+        "unknown key; valid keys: cases, claims, matrix, suite",
     ),
     (
         "suite-key",
         '[suite]\ntitle = "x"\n' + case(),
         "suite.title",
-        "unknown key; valid keys: description, name",
+        "unknown key; valid keys: criteria, description, name",
     ),
     (
         "suite-name-type",
@@ -188,8 +188,8 @@ SUITE_ERRORS = [
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: dataset, devices, model, model_options, options, precisions, "
-        "recipe, seeds, target_loss",
+        "unknown key; valid keys: criteria, dataset, devices, model, model_options, options, "
+        "precisions, recipe, seeds, target_loss, trace",
     ),
     (
         "recipe-field",
@@ -276,7 +276,7 @@ SUITE_ERRORS = [
         "unknown-precision",
         MATRIX.replace('"fp32"', '"fp8"') + LINE_CASE,
         "matrix.precisions",
-        "unknown precision 'fp8'; valid: bf16, fp16, fp32, fp64",
+        "unknown precision 'fp8'; valid: amp_bf16, amp_fp16, bf16, fp16, fp32, fp64",
     ),
     (
         "unknown-device",

@@ -87,3 +87,30 @@ def test_recipe_rejects_unknown_loss_and_optimizer():
         Recipe(loss="hinge")
     with pytest.raises(ValueError, match="optimizer 'lbfgs'"):
         Recipe(optimizer="lbfgs")
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1"])
+def test_split_loss_in_batches_is_the_exact_mean(loss):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    split = Split((torch.randn(103, 3),), torch.randn(103, 1))
+    recipe = Recipe(loss=loss)
+    model.double()
+    split = split.map(lambda t: t.double())
+    args = (model, split, recipe, CastPrecision(torch.float64), CpuDevice())
+    whole = training.split_loss(*args)
+    batched = training.split_loss(*args, batch=10)
+    assert batched.item() == pytest.approx(whole.item(), rel=1e-12)
+
+
+def test_split_loss_in_batches_weights_cross_entropy_by_real_tokens():
+    torch.manual_seed(0)
+    logits = nn.Embedding(7, 5).double()  # tokens in, logits out: (batch, time, classes)
+    target = torch.randint(1, 5, (50, 6))
+    target[::3, 3:] = 0  # padding, ignored
+    split = Split((torch.randint(0, 7, (50, 6)),), target)
+    recipe = Recipe(loss="cross_entropy", ignore_index=0)
+    args = (logits, split, recipe, CastPrecision(torch.float64), CpuDevice())
+    assert training.split_loss(*args, batch=7).item() == pytest.approx(
+        training.split_loss(*args).item(), rel=1e-12
+    )
