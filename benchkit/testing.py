@@ -83,10 +83,15 @@ def run_quick(
     return run_case(case, registry, DeviceCache(registry))
 
 
-def check_plugin(plugin: object, epochs: int = 2) -> list[RunResult]:
+def check_plugin(
+    plugin: object, epochs: int = 2, options: dict[str, dict[str, Any]] | None = None
+) -> list[RunResult]:
     """Load ``plugin`` alone and run each model it registers on each dataset it fits for a
     few CPU/fp32 epochs. Fails the calling test with a clear message if the plugin did not
-    load, or a run did not end ``ok`` with a finite loss; returns the results otherwise."""
+    load, or a run did not end ``ok`` with a finite loss; returns the results otherwise.
+
+    :param options: dataset options per dataset name, for datasets that need some (a file).
+    """
     registry = isolated_registry(plugin)
     failed = registry.failures()
     if failed:
@@ -97,7 +102,9 @@ def check_plugin(plugin: object, epochs: int = 2) -> list[RunResult]:
         for dataset in model.datasets:
             if dataset not in registry.entries["dataset"]:
                 continue  # provided by another plugin
-            result = run_quick(registry, model.name, dataset, epochs=epochs)
+            result = run_quick(
+                registry, model.name, dataset, epochs=epochs, options=(options or {}).get(dataset)
+            )
             if result.status != "ok" or not all(math.isfinite(v) for v in result.curve):
                 pytest.fail(
                     f"{model.name}/{dataset}: {result.status} {result.status_detail} "
