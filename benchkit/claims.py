@@ -31,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchkit.criteria import parse_criterion
+
 VERDICTS = ("holds", "does not hold", "not measured")
 AGGREGATES = ("median", "mean", "min", "max", "every")
 RELATIONS: dict[str, Callable[[float, float], bool]] = {
@@ -142,6 +144,10 @@ def parse_claim(
     wanted = raw.get("criteria", [])
     if not isinstance(wanted, list) or not all(isinstance(c, str) for c in wanted):
         raise fail(f"{where}.criteria", "expected an array of criteria strings")
+    try:  # compare canonical spellings: "loss<=1e-6" is "loss <= 1e-06"
+        wanted = [parse_criterion(c).text for c in wanted]
+    except ValueError as exc:
+        raise fail(f"{where}.criteria", str(exc)) from None
     unknown = [c for c in wanted if c not in criteria]
     if unknown:
         raise fail(
@@ -242,29 +248,32 @@ def _verdict(claim: Claim, a: _Side, b: _Side) -> tuple[str, float, float, str]:
     b_val = _aggregate(
         list(b.values.values()), "median" if claim.aggregate == "every" else claim.aggregate
     )
-    if claim.metric == "epochs_to" and math.isinf(a_val) and math.isinf(b_val):
-        return (
-            "not measured",
-            a_val,
-            b_val,
-            (f"neither {a.label} nor {b.label} met it within the epochs run"),
-        )
     notes = "; ".join(f"{s.label}: {s.note}" for s in (a, b) if s.note)
     suffix = f" [{notes}]" if notes else ""
     if claim.aggregate == "every":
         seeds = sorted(set(a.values) & set(b.values))
-        if not seeds:
-            return "not measured", a_val, b_val, "the two sides share no seed" + suffix
-        held = [s for s in seeds if relate(a.values[s], b.values[s])]
-        verdict = "holds" if len(held) == len(seeds) else "does not hold"
+        # a seed where neither side met the criterion says nothing about the relation
+        decisive = [s for s in seeds if not (math.isinf(a.values[s]) and math.isinf(b.values[s]))]
+        if not decisive:
+            why = "the two sides share no seed" if not seeds else "no seed met it on either side"
+            return "not measured", a_val, b_val, why + suffix
+        held = [s for s in decisive if relate(a.values[s], b.values[s])]
+        verdict = "holds" if len(held) == len(decisive) else "does not hold"
         pairs = ", ".join(
             f"seed {s}: {_fmt(a.values[s], claim.metric)} vs {_fmt(b.values[s], claim.metric)}"
-            for s in seeds
+            for s in decisive
         )
         why = (
-            f"{a.label} {claim.relation} {b.label} for {len(held)} of {len(seeds)} seeds ({pairs})"
+            f"{a.label} {claim.relation} {b.label} for {len(held)} of {len(decisive)} seeds "
+            f"({pairs})"
         )
+        skipped = len(seeds) - len(decisive)
+        if skipped:
+            why += f"; {skipped} seed(s) met it on neither side"
         return verdict, a_val, b_val, why + suffix
+    if claim.metric == "epochs_to" and math.isinf(a_val) and math.isinf(b_val):
+        why = f"neither {a.label} nor {b.label} met it within the epochs run ({claim.aggregate})"
+        return "not measured", a_val, b_val, why + suffix
     verdict = "holds" if relate(a_val, b_val) else "does not hold"
     tie = " (a tie)" if a_val == b_val else ""
     why = (
@@ -287,8 +296,12 @@ def evaluate_claims(
         if claim.metric == "epochs_to":
             if claim.criteria:
                 names = list(claim.criteria)
-            else:  # every criterion the runs recorded, in the suite's order
-                names = list(pd.unique(criteria["criterion"])) if len(criteria) else []
+            else:  # every criterion the claim's runs recorded, in the suite's order
+                runs = set(_select(results, claim.a_filter)["run_id"]) | set(
+                    _select(results, claim.b_filter)["run_id"]
+                )
+                mine = criteria[criteria["run_id"].isin(runs)] if len(criteria) else criteria
+                names = list(pd.unique(mine["criterion"])) if len(mine) else []
             per_metric = {}
             for name in names:
                 sub = criteria[criteria["criterion"] == name].set_index("run_id")["epoch"]

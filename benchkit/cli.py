@@ -60,7 +60,63 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument(
         "--strict-plugins", action="store_true", help="exit 2 if any plugin failed to load"
     )
+    _add_compare_parser(sub)
+    _add_report_parser(sub)
+    _add_baseline_parser(sub)
     return parser
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    compare = sub.add_parser(
+        "compare",
+        help="compare two result sets; exit 1 on a regression",
+        description="Compare a new result set with a baseline, each metric by its own rule "
+        "(see benchkit/compare.py). Exit 0: no regression; 1: a regression; 2: bad input.",
+    )
+    compare.add_argument("baseline", help="result set folder, or pytest-benchmark JSON file")
+    compare.add_argument("new", help="result set folder, or pytest-benchmark JSON file")
+    compare.add_argument(
+        "--format", choices=("table", "markdown", "csv", "json"), default="table",
+        help="output format (default: table)",
+    )
+    compare.add_argument(
+        "--threshold", action="append", default=[], metavar="METRIC=VALUE",
+        help="override a metric's threshold (or a kind's: noisy=0.15); METRIC.cross=VALUE sets "
+        "a deterministic metric's tolerance across environments; repeatable",
+    )
+    compare.add_argument(
+        "--report-only", type=_csv_list, default=[], metavar="KIND,..",
+        help="kinds (status, deterministic, noisy, memory) or metrics shown but never failing",
+    )
+    compare.add_argument(
+        "--strict", action="store_true",
+        help="also fail on any deterministic change (improvements too) and on rows present on "
+        "one side only: for gating on a committed baseline",
+    )
+    compare.add_argument("--all", action="store_true", help="list identical checks too")
+
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report", help="write a report (Markdown, PNG plots, one HTML page) of result sets"
+    )
+    report.add_argument("results", nargs="+", help="result set folders")
+    report.add_argument("--out", type=Path, help="report folder (default: results/report-TIME)")
+
+
+def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:
+    baseline = sub.add_parser(
+        "baseline", help="list or regenerate the committed baselines (results/baselines/)"
+    )
+    verbs = baseline.add_subparsers(dest="baseline_command", required=True, metavar="VERB")
+    update = verbs.add_parser("update", help="re-run the suite of each baseline and replace it")
+    update.add_argument("names", nargs="*", help="baselines to update (default: all)")
+    verbs.add_parser("list", help="list the baselines and how each is made")
+    for verb in verbs.choices.values():
+        verb.add_argument(
+            "--root", type=Path, default=None,
+            help="folder holding baselines.toml (default: results/baselines)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "baseline":
+            return _baseline(args)
         return _plugins(args)
     except BenchkitError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
@@ -98,13 +160,14 @@ def _check_out(out: Path) -> None:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchkit.claims import evaluate_claims, verdict_table
     from benchkit.environment import capture
     from benchkit.progress import Progress
     from benchkit.registry import load_registry
-    from benchkit.results import ResultWriter, results_frame
+    from benchkit.results import ResultWriter, criteria_frame, results_frame
     from benchkit.runner import DeviceCache, run_case
     from benchkit.suite import filter_cases, parse_seeds, parse_suite
-    from benchkit.summary import summary_table
+    from benchkit.summary import summary_table, trace_table
 
     if args.threads is not None:
         if args.threads < 1:
@@ -164,6 +227,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     elapsed = time.perf_counter() - started
     print(f"\nsuite {suite.name}: {len(cases)} runs in {elapsed:.1f} s → {out}")
     print(summary_table(frame))
+    for result in writer.results:
+        if result.trace and result.seed == min(c.seed for c in cases):
+            print()
+            print(trace_table(result))
+    if suite.claims:
+        claims = evaluate_claims(suite.claims, frame, criteria_frame(writer.results))
+        writer.write_table("claims.csv", claims)
+        print("\nclaims (claims.csv)")
+        print(verdict_table(claims))
     return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
 
 
@@ -181,6 +253,43 @@ def _plugins(args: argparse.Namespace) -> int:
     if args.strict_plugins:
         registry.check_strict()  # raises: the caller turns it into exit 2
     return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from benchkit.compare import Options, compare, parse_threshold_args
+    from benchkit.compare_output import render
+    from benchkit.resultset import load
+
+    options = Options(
+        thresholds=parse_threshold_args(args.threshold),
+        report_only=set(args.report_only),
+        strict=args.strict,
+    )
+    comparison = compare(load(args.baseline), load(args.new), options)
+    sys.stdout.write(render(comparison, args.format, show_all=args.all))
+    return comparison.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from benchkit.report import write_report
+    from benchkit.resultset import load
+
+    out = args.out or _default_out("report")
+    result_sets = [load(path) for path in args.results]
+    index = write_report(result_sets, out)
+    print(f"report: {index} ({index.with_suffix('.html')})")
+    return EXIT_OK
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from benchkit.baseline import DEFAULT_ROOT, describe, read_manifest, update
+
+    root = args.root or DEFAULT_ROOT
+    if args.baseline_command == "list":
+        for baseline in read_manifest(root):
+            print(describe(baseline))
+        return EXIT_OK
+    return update(root, args.names)
 
 
 if __name__ == "__main__":

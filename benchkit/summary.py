@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from benchkit.results import RESULT_COLUMNS
+from benchkit.results import RESULT_COLUMNS, RunResult
 
 _GROUP = ["model", "dataset", "precision", "device"]
 
@@ -71,4 +71,21 @@ def summary_table(results: pd.DataFrame) -> str:
         lines.append(f"error: {row['run_id']}: {row['status_detail']}")
     for reason, group in skipped.groupby("status_detail", sort=False):
         lines.append(f"skipped ({len(group)} runs): {reason}")
+    return "\n".join(lines)
+
+
+def trace_table(result: RunResult, max_rows: int = 40) -> str:
+    """The source's step-by-step table for a traced run: epoch, prediction, loss, each
+    parameter and its gradient; it stops a little after the loss first reaches zero."""
+    frame = pd.DataFrame(result.trace)
+    frame.insert(0, "epoch", range(len(frame)))
+    frame.insert(2 if "prediction" in frame else 1, "loss", result.curve[: len(frame)])
+    stop = len(frame)
+    if result.zero_loss_epoch is not None:
+        stop = min(stop, result.zero_loss_epoch + 2)
+    shown = frame.iloc[: min(stop, max_rows)]
+    formatters = {c: (lambda v: f"{v:.6g}") for c in shown.columns if c != "epoch"}
+    lines = [f"trace of {result.run_id}", shown.to_string(index=False, formatters=formatters)]
+    if len(shown) < len(frame):
+        lines.append(f"... {len(frame) - len(shown)} more epochs in trace.csv")
     return "\n".join(lines)

@@ -76,6 +76,9 @@ def test_the_convergence_suite_crosses_every_workload_with_the_matrix(convergenc
         ("single_neuron", "line"),
         ("single_neuron", "celsius"),
         ("sine_mlp", "sine"),
+        ("rnn", "ramp"),
+        ("rnn", "prices"),
+        ("lstm_seq2seq", "synthetic_translation"),
     ]
     expected = [
         (model, dataset, precision, device, seed)
@@ -85,7 +88,7 @@ def test_the_convergence_suite_crosses_every_workload_with_the_matrix(convergenc
     ]
     got = [(c.model, c.dataset, c.precision, c.device, c.seed) for c in convergence.cases]
     assert got == expected  # cases in file order; device, then precision, then seed
-    assert len({c.run_id for c in convergence.cases}) == len(got) == 108
+    assert len({c.run_id for c in convergence.cases}) == len(got) == 7 * 27
 
 
 def test_recipes_and_options_default_to_the_model_registration(convergence):
@@ -478,9 +481,9 @@ def test_a_case_may_supply_every_axis_without_a_matrix(benchkit_registry, write_
     [
         ({"models": ["sine_mlp"]}, 27),
         ({"datasets": ["line", "celsius"]}, 54),
-        ({"precisions": ["fp16"]}, 36),
-        ({"seeds": [1]}, 36),
-        ({"devices": ["cpu"]}, 36),
+        ({"precisions": ["fp16"]}, 63),
+        ({"seeds": [1]}, 63),
+        ({"devices": ["cpu"]}, 63),
         ({"models": ["single_neuron"], "datasets": ["line"], "precisions": ["bf16"]}, 9),
         ({"datasets": ["sine"], "precisions": ["fp32"], "devices": ["cpu"], "seeds": [2]}, 1),
     ],
@@ -498,7 +501,8 @@ def test_each_filter_narrows_the_cases(convergence, selection, count):
         ({"models": ["resnet"]}, "--model resnet matches nothing in the suite; it has: "),
         (
             {"datasets": ["sin", "line"]},
-            "--dataset sin matches nothing in the suite; it has: celsius, line, sine, single_point",
+            "--dataset sin matches nothing in the suite; it has: celsius, line, prices, ramp, "
+            "sine, single_point, synthetic_translation",
         ),
         (
             {"precisions": ["fp64"]},
@@ -520,7 +524,7 @@ def test_a_filter_that_matches_nothing_lists_what_the_suite_has(convergence, sel
 
 def test_a_device_index_runs_the_suites_cuda_cases_on_that_gpu(convergence):
     cases = filter_cases(convergence.cases, devices=["cuda:1"])
-    assert len(cases) == 36
+    assert len(cases) == 63
     assert {c.device for c in cases} == {"cuda:1"}
     assert "single_neuron/line/fp16/cuda:1/seed2" in {c.run_id for c in cases}
     # everything but the device is the suite's cuda case
