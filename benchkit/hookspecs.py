@@ -92,7 +92,8 @@ def benchkit_register_models(register: RegisterFn) -> None:
       quality metrics after training (rollout error, accuracy …). It runs under
       ``torch.no_grad()`` with the model in eval mode; ``data`` is already on the device in
       the run's precision, and ``context.prepare(tensor)`` moves and casts any other tensor.
-      Each key becomes a column of ``results.csv``.
+      A scalar value becomes a column of ``results.csv``; a 1-D tensor or list becomes rows
+      of ``series.csv`` (the rollout's predicted values, say).
     - ``options`` are the defaults of the model's own options (hidden sizes …), set from a
       suite's ``model_options`` table.
 
