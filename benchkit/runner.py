@@ -116,11 +116,12 @@ def _skip(result: RunResult, reason: str) -> RunResult:
     return result
 
 
-def _prepare(
+def prepare(
     case: Case, registry: Registry, device: Device, precision: Precision
 ) -> tuple[torch.nn.Module, Data, int]:
     """Build the case's data and model as the seed dictates, on the device, in the precision.
-    Returns the model, the data and the model's parameter count."""
+    Returns the model, the data and the model's parameter count. Every way benchkit runs a
+    case (training, micro-benchmarks, memory probes) starts here."""
     torch.manual_seed(case.seed)
     host_data = registry.get("dataset", case.dataset).factory(dict(case.options))
     torch.manual_seed(case.seed)
@@ -140,7 +141,7 @@ def _measure(
 ) -> None:
     model_reg = registry.get("model", case.model)
     device.reset_peak_memory()
-    model, data, result.params = _prepare(case, registry, device, precision)
+    model, data, result.params = prepare(case, registry, device, precision)
     result.train_samples = len(data.train)
     tracer = TraceRecorder(model) if case.trace else None
     outcome = train(
@@ -219,7 +220,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
     precision = registry.get("precision", case.precision).factory()
     watch = FiniteWatch()
     try:
-        model, data, _ = _prepare(case, registry, device, precision)
+        model, data, _ = prepare(case, registry, device, precision)
         train(
             model,
             data,

@@ -42,9 +42,12 @@ from benchkit.registry import Registry
 from benchkit.workload import LOSSES, OPTIMIZERS, Recipe
 
 SUITE_FILE = "suite.toml"
-_TOP_KEYS = {"suite", "matrix", "cases", "claims"}
-_SUITE_KEYS = {"name", "description", "criteria"}
-_MATRIX_KEYS = {"devices", "precisions", "seeds"}
+_TOP_KEYS = {"suite", "matrix", "cases", "claims", "compare"}  # compare: see compare.py
+_SUITE_KEYS = {"name", "description", "criteria", "kind"}
+_MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes"}
+#: What ``benchkit run`` does with a suite: train (convergence), run its pytest-benchmark
+#: tests (throughput), or measure each case's peak memory in a fresh process (memory).
+SUITE_KINDS = ("convergence", "throughput", "memory")
 _CASE_KEYS = _MATRIX_KEYS | {
     "model",
     "dataset",
@@ -83,13 +86,14 @@ class Case:
     variant: str = ""  # the suite's overrides, canonical JSON; tells apart same-named cases
     criteria: tuple[Criterion, ...] = ()  # first epoch each is met goes to criteria.csv
     trace: bool = False  # record parameters, gradients and prediction every epoch
-
+    batch: int | None = None  # from a batch_sizes axis; None: the recipe's own
     tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
 
     @property
     def base_id(self) -> str:
-        """model/dataset/precision/device/seedN."""
-        return f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
+        """model/dataset/precision/device/seedN, and /batchN from a batch-size sweep."""
+        base = f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
+        return base if self.batch is None else f"{base}/batch{self.batch}"
 
     @property
     def run_id(self) -> str:
@@ -107,6 +111,7 @@ class Suite:
     text: str
     cases: list[Case]
     claims: list[Claim] = field(default_factory=list)
+    kind: str = "convergence"
 
     @property
     def sha256(self) -> str:
@@ -215,6 +220,13 @@ class _Checker:
             out[opt] = value
         return out
 
+    def batch_size(self, value: Any, key: str) -> int | None:
+        if value == "recipe":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(key, f'batch sizes are positive integers or "recipe", got {value!r}')
+        return value
+
     def criteria(self, value: Any, key: str) -> tuple[Criterion, ...]:
         texts = self.typed(value, (list,), key)
         out = []
@@ -246,8 +258,14 @@ class _Checker:
             raise self.fail(key, str(exc)) from None
 
 
-def parse_suite(spec: str | Path, registry: Registry) -> Suite:
-    """Read, validate and expand a suite file against the registered plugins."""
+def parse_suite(
+    spec: str | Path, registry: Registry, batch_sizes: Sequence[int | None] | None = None
+) -> Suite:
+    """Read, validate and expand a suite file against the registered plugins.
+
+    :param batch_sizes: replaces every case's batch-size axis (``None`` in it: the recipe's
+        batch), as ``benchkit run --batch-sizes`` does.
+    """
     path = resolve_path(spec)
     text = path.read_text(encoding="utf-8")
     try:
@@ -260,6 +278,7 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
     check.keys(meta, _SUITE_KEYS, "suite")
     matrix = check.typed(doc.get("matrix", {}), (dict,), "matrix")
     check.keys(matrix, _MATRIX_KEYS, "matrix")
+    check.typed(doc.get("compare", {}), (dict,), "compare")  # thresholds, read by compare
     suite_criteria = check.criteria(meta.get("criteria", []), "suite.criteria")
     raw_cases = doc.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
@@ -329,6 +348,12 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
         devices = [check.device(d, dkey) for d in devices]
         precisions = [check.choice("precision", p, pkey) for p in precisions]
         seeds = [check.typed(s, (int,), skey) for s in seeds]
+        batches: list[int | None] = [None]
+        if batch_sizes is not None:
+            batches = list(batch_sizes)
+        elif "batch_sizes" in raw or "batch_sizes" in matrix:
+            sizes, bkey = axis("batch_sizes")
+            batches = [check.batch_size(b, bkey) for b in sizes]
 
         overrides = {
             k: v
@@ -339,28 +364,34 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
             )
             if v
         }
-        variant = json.dumps(overrides, sort_keys=True) if overrides else ""
-        for device in devices:
-            for precision in precisions:
-                for seed in seeds:
-                    case = Case(
-                        model,
-                        dataset,
-                        precision,
-                        device,
-                        seed,
-                        recipe,
-                        target,
-                        options,
-                        model_options,
-                        variant,
-                        criteria,
-                        trace,
-                    )
-                    if (case.base_id, variant) in seen:
-                        raise check.fail(where, f"run {case.base_id} appears twice in the suite")
-                    seen.add((case.base_id, variant))
-                    cases.append(case)
+        for batch in batches:
+            sized = dict(overrides, batch_size=batch) if batch is not None else overrides
+            variant = json.dumps(sized, sort_keys=True) if sized else ""
+            batch_recipe = recipe if batch is None else replace(recipe, batch_size=batch)
+            for device in devices:
+                for precision in precisions:
+                    for seed in seeds:
+                        case = Case(
+                            model,
+                            dataset,
+                            precision,
+                            device,
+                            seed,
+                            batch_recipe,
+                            target,
+                            options,
+                            model_options,
+                            variant,
+                            criteria,
+                            trace,
+                            batch,
+                        )
+                        if (case.base_id, variant) in seen:
+                            raise check.fail(
+                                where, f"run {case.base_id} appears twice in the suite"
+                            )
+                        seen.add((case.base_id, variant))
+                        cases.append(case)
 
     # A case with overrides that shares its base id with another case gets a short hash of
     # the overrides in its run_id; the plain case keeps its id, so adding a variant to a suite
@@ -383,13 +414,38 @@ def parse_suite(spec: str | Path, registry: Registry) -> Suite:
     ids = [c.id for c in claims]
     if len(ids) != len(set(ids)):
         raise check.fail("claims", f"claim ids must be unique, got {', '.join(ids)}")
+    kind = check.typed(meta.get("kind", "convergence"), (str,), "suite.kind")
+    if kind not in SUITE_KINDS:
+        raise check.fail("suite.kind", f"unknown kind {kind!r}; valid: {', '.join(SUITE_KINDS)}")
     return Suite(
-        path=path, name=name, description=description, text=text, cases=cases, claims=claims
+        path=path,
+        name=name,
+        description=description,
+        text=text,
+        cases=cases,
+        claims=claims,
+        kind=kind,
     )
 
 
 def _default_name(path: Path) -> str:
     return path.parent.name if path.name == SUITE_FILE else path.stem
+
+
+def parse_batch_sizes(text: str) -> list[int | None]:
+    """``"recipe,1,16,256"`` → ``[None, 1, 16, 256]``."""
+    sizes: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "recipe":
+            sizes.append(None)
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise SuiteError(
+                f"--batch-sizes {text!r}: write positive sizes or 'recipe', "
+                "as in recipe,1,16,256,4096"
+            )
+    return sizes
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -167,13 +167,13 @@ SUITE_ERRORS = [
         "top-level-key",
         "[matrx]\n" + case(),
         "matrx",
-        "unknown key; valid keys: cases, claims, matrix, suite",
+        "unknown key; valid keys: cases, claims, compare, matrix, suite",
     ),
     (
         "suite-key",
         '[suite]\ntitle = "x"\n' + case(),
         "suite.title",
-        "unknown key; valid keys: criteria, description, name",
+        "unknown key; valid keys: criteria, description, kind, name",
     ),
     (
         "suite-name-type",
@@ -185,13 +185,14 @@ SUITE_ERRORS = [
         "matrix-key",
         MATRIX + "seed = [1]\n" + LINE_CASE,
         "matrix.seed",
-        "unknown key; valid keys: devices, precisions, seeds",
+        "unknown key; valid keys: batch_sizes, devices, precisions, seeds",
     ),
     (
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: criteria, dataset, devices, model, model_options, options, "
+        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, model, model_options, "
+        "options, "
         "precisions, recipe, seeds, target_loss, trace",
     ),
     (

@@ -1,0 +1,184 @@
+"""pytest plugin (entry point ``pytest11``): benchkit cases as pytest-benchmark tests.
+
+A throughput suite is a folder with a ``suite.toml`` and test files such as::
+
+    def test_train_step(benchmark, benchkit_case):
+        benchmark(benchkit_case.train_step)
+
+The ``benchkit_case`` fixture is parametrized with every case of the ``suite.toml`` beside the
+test file (narrowed by ``--benchkit-filter``), built through the registered plugins exactly as
+``benchkit run`` builds a training run, moved to its device, and handed over as a
+:class:`~benchkit.prepared.PreparedCase` whose ``train_step``/``inference`` synchronise the
+device before returning. pytest-benchmark does the calibration, warm-up, rounds and statistics.
+A case that cannot run here is skipped with its reason. Each benchmark's ``extra_info`` carries
+the case's key, the FLOPs of one call and the device's measured peak FLOP/s in that dtype.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchkit.errors import BenchkitError
+
+_SUITE_FILE = "suite.toml"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """benchkit's options for benchmark suites."""
+    group = parser.getgroup("benchkit", "benchkit benchmark suites")
+    group.addoption(
+        "--benchkit-suite",
+        help="suite file for benchkit_case (default: the suite.toml beside the test file)",
+    )
+    group.addoption(
+        "--benchkit-filter",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="narrow the suite: model, dataset, precision, device or seeds",
+    )
+    group.addoption(
+        "--benchkit-skips",
+        help="write skipped and failed cases with their reasons to this JSON file",
+    )
+    group.addoption("--benchkit-threads", type=int, help="torch CPU threads for the benchmarks")
+    group.addoption(
+        "--benchkit-batch-sizes",
+        metavar="recipe,1,16,...",
+        help="sweep these batch sizes instead of the suite's",
+    )
+
+
+class _State:
+    """Per-session caches: the registry, built devices and measured peaks."""
+
+    def __init__(self) -> None:
+        from benchkit.registry import load_registry
+        from benchkit.runner import DeviceCache
+
+        self.registry = load_registry()
+        self.devices = DeviceCache(self.registry)
+        self.peaks: dict[tuple[str, str], float] = {}
+        self.skips: list[dict[str, Any]] = []
+
+
+_STATE_KEY = pytest.StashKey[_State]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Apply ``--benchkit-threads`` before anything runs."""
+    threads = config.getoption("benchkit_threads", None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _state(config: pytest.Config) -> _State:
+    if _STATE_KEY not in config.stash:
+        config.stash[_STATE_KEY] = _State()
+    return config.stash[_STATE_KEY]
+
+
+def _filters(config: pytest.Config) -> dict[str, list]:
+    from benchkit.suite import parse_seeds
+
+    keys = {
+        "model": "models",
+        "dataset": "datasets",
+        "precision": "precisions",
+        "device": "devices",
+        "seeds": "seeds",
+    }
+    out: dict[str, list] = {}
+    for text in config.getoption("benchkit_filter"):
+        key, _, values = text.partition("=")
+        if key not in keys or not values:
+            raise pytest.UsageError(
+                f"--benchkit-filter {text!r}: write KEY=V1,V2 with KEY one of {', '.join(keys)}"
+            )
+        if key == "seeds":
+            out["seeds"] = parse_seeds(values)
+        else:
+            out[keys[key]] = [v for v in values.split(",") if v]
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``benchkit_case`` with the suite's cases."""
+    if "benchkit_case" not in metafunc.fixturenames:
+        return
+    from benchkit.suite import filter_cases, parse_batch_sizes, parse_suite
+
+    config = metafunc.config
+    suite_path = config.getoption("benchkit_suite") or Path(metafunc.definition.path).parent
+    if Path(suite_path).is_dir():
+        suite_path = Path(suite_path) / _SUITE_FILE
+    try:
+        sweep = config.getoption("benchkit_batch_sizes")
+        sizes = parse_batch_sizes(sweep) if sweep else None
+        suite = parse_suite(suite_path, _state(config).registry, batch_sizes=sizes)
+        cases = filter_cases(suite.cases, **_filters(config))
+    except BenchkitError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    metafunc.parametrize("benchkit_case", cases, ids=[c.run_id for c in cases], indirect=True)
+
+
+@pytest.fixture
+def benchkit_case(request: pytest.FixtureRequest) -> Any:
+    """The suite case of this test, prepared on its device (see the module docs)."""
+    from benchkit.prepared import CaseUnavailable, PreparedCase
+
+    state = _state(request.config)
+    case = request.param
+    kind = "inference" if "inference" in request.node.originalname else "train_step"
+    record = {"run_id": case.run_id, "kind": kind}
+    try:
+        prepared = PreparedCase.build(case, state.registry, state.devices)
+        flops = prepared.flops(kind)  # also a first call: a case that cannot run fails here
+    except CaseUnavailable as exc:
+        state.skips.append({**record, "status": "skipped", "reason": str(exc)})
+        pytest.skip(str(exc))
+    except Exception as exc:
+        state.skips.append({**record, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+        raise
+    benchmark = request.getfixturevalue("benchmark")
+    dtype = prepared.matmul_dtype
+    peak_key = (case.device, str(dtype))
+    if peak_key not in state.peaks:
+        from benchkit.flops import peak_matmul_flops
+
+        device = prepared.device
+        state.peaks[peak_key] = peak_matmul_flops(device.torch_device, dtype, device.synchronize)
+    benchmark.extra_info.update(
+        {
+            "benchkit": True,
+            "run_id": case.run_id,
+            "kind": kind,
+            "model": case.model,
+            "dataset": case.dataset,
+            "precision": case.precision,
+            "device": case.device,
+            "device_name": prepared.device.display_name(),
+            "seed": case.seed,
+            "variant": case.variant,
+            "batch_size": prepared.batch_size,
+            "params": prepared.params,
+            "flops_per_call": flops.flops,
+            "flops_method": flops.method,
+            "matmul_dtype": str(dtype).removeprefix("torch."),
+            "peak_flops_per_second": state.peaks[peak_key],
+        }
+    )
+    return prepared
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the skipped cases where ``--benchkit-skips`` asks."""
+    path = session.config.getoption("benchkit_skips")
+    if path and _STATE_KEY in session.config.stash:
+        Path(path).write_text(json.dumps(session.config.stash[_STATE_KEY].skips, indent=2))

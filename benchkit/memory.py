@@ -1,0 +1,185 @@
+"""Peak memory of one case, measured in a fresh process.
+
+Measuring a case inside a long-lived process is wrong twice over: the process's high-water mark
+remembers earlier cases, and memory an allocator kept from them hides what this case needs.
+So each case runs in a new Python process (``python -m benchkit.memory``) that
+
+1. imports torch and benchkit and warms torch up on the device (a small forward, backward and
+   optimizer step: the allocator, the autograd engine and the modules torch's optimizers import
+   on first use initialise once per process, and that is not the case's memory);
+2. on the CPU, resets the kernel's high-water mark of resident memory (``/proc/self/clear_refs``)
+   and notes the resident size; on CUDA, resets the allocator's peak statistic;
+3. builds the case (data, model, optimizer, one batch) and runs ``steps`` training steps or
+   inference batches;
+4. reports the peak: CPU, the high-water mark minus the resident size at step 2; CUDA, the
+   caching allocator's peak of allocated bytes.
+
+The parent collects one JSON line per case. The CPU method needs Linux; elsewhere the row says
+so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC_STATUS = "/proc/self/status"
+CLEAR_REFS = "/proc/self/clear_refs"
+
+
+@dataclass
+class MemoryResult:
+    """What a probe reported: the peak in bytes and the method, or why it could not run."""
+
+    status: str
+    peak_memory_bytes: int | None = None
+    method: str = ""
+    detail: str = ""
+    params: int | None = None
+    batch_size: int | None = None
+
+
+def _status_kib(field: str) -> int:
+    with open(PROC_STATUS) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in {PROC_STATUS}")
+
+
+def _warm_up(torch_device) -> None:
+    """Everything torch initialises once per process: the allocator, the autograd engine, and
+    (72 MB on the CPU, measured) the modules its optimizers import on their first step."""
+    import torch
+
+    layer = torch.nn.Linear(8, 8).to(torch_device)
+    for optimizer in (torch.optim.SGD, torch.optim.Adam):
+        opt = optimizer(layer.parameters(), lr=1e-3)
+        layer(torch.randn(4, 8, device=torch_device)).sum().backward()
+        opt.step()
+    if torch.amp.is_autocast_available(torch_device.type):
+        with torch.no_grad(), torch.autocast(torch_device.type, dtype=torch.bfloat16):
+            layer(torch.randn(4, 8, device=torch_device))
+
+
+def probe(suite: str, run_id: str, kind: str, steps: int, plugins: list[str]) -> MemoryResult:
+    """Measure one case in *this* process (the child side of :func:`measure`)."""
+    from benchkit.prepared import CaseUnavailable, PreparedCase
+    from benchkit.registry import PluginHost, PluginInfo
+    from benchkit.runner import DeviceCache
+    from benchkit.suite import parse_suite
+
+    host = PluginHost()
+    host.load_entry_points()
+    for name in plugins:
+        host.add(importlib.import_module(name), PluginInfo(name=name, module=name))
+    registry = host.collect()
+    cases = {c.run_id: c for c in parse_suite(suite, registry).cases}
+    if run_id not in cases:
+        return MemoryResult("error", detail=f"{run_id} is not a case of {suite}")
+    case = cases[run_id]
+    devices = DeviceCache(registry)
+    device = devices.get(case.device)
+    reason = device.unavailable_reason()
+    if reason:
+        return MemoryResult("skipped", detail=f"device {case.device} unavailable: {reason}")
+    _warm_up(device.torch_device)
+
+    on_cpu = device.torch_device.type == "cpu"
+    if on_cpu:
+        try:
+            with open(CLEAR_REFS, "w") as f:
+                f.write("5")
+            baseline = _status_kib("VmRSS")
+        except OSError as exc:
+            return MemoryResult("skipped", detail=f"CPU peak memory needs Linux /proc: {exc}")
+    else:
+        device.synchronize()
+        device.reset_peak_memory()
+    try:
+        prepared = PreparedCase.build(case, registry, devices)
+        for _ in range(steps):
+            prepared.run(kind)
+    except CaseUnavailable as exc:
+        return MemoryResult("skipped", detail=str(exc))
+    if on_cpu:
+        peak = (_status_kib("VmHWM") - baseline) * 1024
+        method = "fresh process: resident high-water mark over the warmed-up baseline"
+    else:
+        peak = device.peak_memory_bytes()
+        method = f"fresh process: {case.device} allocator peak"
+    return MemoryResult(
+        "ok",
+        max(0, peak) if peak is not None else None,
+        method,
+        params=prepared.params,
+        batch_size=prepared.batch_size,
+    )
+
+
+def measure(
+    suite: Path,
+    run_id: str,
+    kind: str,
+    steps: int = 3,
+    plugins: tuple[str, ...] = (),
+    timeout: float = 600,
+    threads: int | None = None,
+) -> MemoryResult:
+    """Run :func:`probe` for one case in a new Python process and return its report."""
+    cmd = [sys.executable, "-m", "benchkit.memory", str(suite), run_id, kind, "--steps", str(steps)]
+    for name in plugins:
+        cmd += ["--plugin", name]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    try:
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        return MemoryResult("error", detail=f"memory probe timed out after {timeout:g} s")
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return MemoryResult("error", detail=f"memory probe failed: {tail}")
+    return MemoryResult(**json.loads(lines[-1]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchkit.memory SUITE RUN_ID KIND``: print one JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m benchkit.memory")
+    parser.add_argument("suite")
+    parser.add_argument("run_id")
+    parser.add_argument("kind", choices=("train_step", "inference"))
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="also load this module as a plugin (tests, local experiments)",
+    )
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        result = probe(args.suite, args.run_id, args.kind, args.steps, args.plugin)
+    except Exception as exc:  # reported to the parent as this case's error
+        result = MemoryResult("error", detail=f"{type(exc).__name__}: {exc}")
+    print(json.dumps(result.__dict__))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Throughput: FLOP counts, pytest-benchmark JSON into result tables, CPU-versus-GPU views."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from benchkit.benchmarking import run_throughput
+from benchkit.flops import peak_matmul_flops, step_flops
+from benchkit.registry import load_registry
+from benchkit.suite import parse_suite
+from benchkit.throughput import crossover_table, results_from_benchmarks, speedup_table
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_inference_flops_of_a_linear_stack_are_exact():
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 1))
+    x = torch.randn(10, 20)
+    with torch.no_grad():
+        count = step_flops(model, lambda: model(x), backward=False)
+    assert count.flops == 2 * 10 * (20 * 64 + 64 * 1)
+    assert count.method == "counter"
+
+
+def test_recurrent_layers_are_counted_once():
+    rnn = nn.RNN(4, 50, batch_first=True)  # its matrix products are visible to the counter
+    x = torch.randn(8, 20, 4)
+    assert step_flops(rnn, lambda: rnn(x), backward=False).method == "counter"
+    lstm = nn.LSTM(16, 32, batch_first=True)  # a fused kernel on the CPU: counted analytically
+    y = torch.randn(8, 5, 16)
+    count = step_flops(lstm, lambda: lstm(y)[0].sum().backward(), backward=True)
+    forward = 2 * 4 * (16 * 32 + 32 * 32) * 8 * 5
+    assert count.flops >= 3 * forward
+    assert count.method in ("counter", "counter+analytic")
+
+
+def test_peak_matmul_flops_is_positive_and_plausible():
+    peak = peak_matmul_flops(torch.device("cpu"), torch.float32, lambda: None, 0.05)
+    assert 1e8 < peak < 1e14
+
+
+def bench(run_id, kind, device, batch, median, flops=1e6, peak=1e9):
+    model, dataset, precision, _, seed = run_id.split("/")[:5]
+    return {
+        "name": f"test_{kind}[{run_id}]",
+        "stats": {"median": median, "iqr": median / 10, "min": median * 0.9, "rounds": 7},
+        "extra_info": {
+            "benchkit": True,
+            "run_id": run_id,
+            "kind": kind,
+            "model": model,
+            "dataset": dataset,
+            "precision": precision,
+            "device": device,
+            "device_name": device.upper(),
+            "seed": int(seed[4:]),
+            "variant": "",
+            "batch_size": batch,
+            "params": 10,
+            "flops_per_call": flops,
+            "flops_method": "counter",
+            "matmul_dtype": "float32",
+            "peak_flops_per_second": peak,
+        },
+    }
+
+
+def test_benchmark_json_becomes_a_result_table():
+    doc = {
+        "benchmarks": [
+            bench("m/d/fp32/cpu/seed0", "train_step", "cpu", 100, 0.01),
+            {"name": "test_other", "stats": {}, "extra_info": {}},  # not a benchkit benchmark
+        ]
+    }
+    problems = [
+        {
+            "run_id": "m/d/fp32/cuda/seed0",
+            "kind": "train_step",
+            "status": "skipped",
+            "reason": "device cuda unavailable: no GPU",
+        }
+    ]
+    frame = results_from_benchmarks(doc, problems)
+    assert list(frame["status"]) == ["ok", "skipped"]
+    ok = frame.iloc[0]
+    assert ok["run_id"] == "m/d/fp32/cpu/seed0/train_step"
+    assert ok["samples_per_second"] == pytest.approx(100 / 0.01)
+    assert ok["achieved_flops_per_second"] == pytest.approx(1e6 / 0.01)
+    assert ok["peak_fraction"] == pytest.approx(1e8 / 1e9)
+    assert (ok["step_median_seconds"], ok["rounds"]) == (0.01, 7)
+    skipped = frame.iloc[1]
+    assert (skipped["device"], skipped["status_detail"]) == (
+        "cuda",
+        "device cuda unavailable: no GPU",
+    )
+
+
+def sweep(cpu_ms: dict[int, float], gpu_ms: dict[int, float]) -> pd.DataFrame:
+    benches = [
+        bench(f"m/d/fp32/cpu/seed0/batch{b}", "train_step", "cpu", b, t / 1e3)
+        for b, t in cpu_ms.items()
+    ]
+    benches += [
+        bench(f"m/d/fp32/cuda/seed0/batch{b}", "train_step", "cuda", b, t / 1e3)
+        for b, t in gpu_ms.items()
+    ]
+    return results_from_benchmarks({"benchmarks": benches}, [])
+
+
+def test_speedup_compares_each_device_with_the_cpu_at_the_same_batch():
+    frame = sweep({1: 0.1, 1024: 10.0}, {1: 0.5, 1024: 1.0})
+    speed = speedup_table(frame).set_index("batch_size")
+    assert speed.loc[1, "speedup"] == pytest.approx(0.2)
+    assert speed.loc[1024, "speedup"] == pytest.approx(10.0)
+    assert set(speed["device"]) == {"cuda"}
+
+
+def test_crossover_is_where_the_gpu_stays_ahead():
+    # the GPU wins at 16, loses at 64 (noise), and wins from 256 on: the crossover is 256
+    frame = sweep(
+        {1: 0.1, 16: 1.0, 64: 2.0, 256: 8.0, 4096: 100.0},
+        {1: 0.5, 16: 0.6, 64: 2.5, 256: 1.0, 4096: 2.0},
+    )
+    row = crossover_table(frame).iloc[0]
+    assert row["crossover_batch_size"] == 256
+    assert row["speedup_at_largest"] == pytest.approx(50.0)
+    never = crossover_table(sweep({1: 0.1, 16: 1.0}, {1: 0.5, 16: 2.0})).iloc[0]
+    assert pd.isna(never["crossover_batch_size"])
+
+
+def test_the_throughput_suite_runs_through_pytest_benchmark(tmp_path):
+    folder = tmp_path / "tp"
+    folder.mkdir()
+    shutil.copy(REPO / "suites/throughput/test_throughput.py", folder)
+    (folder / "suite.toml").write_text(
+        '[suite]\nkind = "throughput"\n[matrix]\ndevices = ["cpu", "cuda"]\n'
+        'precisions = ["fp32"]\nseeds = [0]\nbatch_sizes = ["recipe", 4]\n'
+        '[[cases]]\nmodel = "single_neuron"\ndataset = "celsius"\n'
+    )
+    suite = parse_suite(folder, load_registry())
+    out = tmp_path / "out"
+    out.mkdir()
+    frame, machine = run_throughput(suite, out, {}, [], threads=1, quiet=True, max_time=0.01)
+    assert (out / "benchmark.json").exists() and (out / "results.csv").exists()
+    raw = json.loads((out / "benchmark.json").read_text())
+    assert len(raw["benchmarks"]) == 4  # 2 batch sizes x (train_step, inference) on the CPU
+    ok = frame[frame["status"] == "ok"]
+    assert sorted(ok["batch_size"].unique()) == [4, 9]  # 9: celsius's full training split
+    assert (ok["samples_per_second"] > 0).all() and (ok["flops_per_call"] > 0).all()
+    assert set(ok["kind"]) == {"train_step", "inference"}
+    if not torch.cuda.is_available():
+        assert (frame[frame["device"] == "cuda"]["status"] == "skipped").all()
+    assert machine.get("cpu")
