@@ -8,6 +8,7 @@ name, a missing file, a plugin failure under ``--strict-plugins``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -76,20 +77,29 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("baseline", help="result set folder, or pytest-benchmark JSON file")
     compare.add_argument("new", help="result set folder, or pytest-benchmark JSON file")
     compare.add_argument(
-        "--format", choices=("table", "markdown", "csv", "json"), default="table",
+        "--format",
+        choices=("table", "markdown", "csv", "json"),
+        default="table",
         help="output format (default: table)",
     )
     compare.add_argument(
-        "--threshold", action="append", default=[], metavar="METRIC=VALUE",
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
         help="override a metric's threshold (or a kind's: noisy=0.15); METRIC.cross=VALUE sets "
         "a deterministic metric's tolerance across environments; repeatable",
     )
     compare.add_argument(
-        "--report-only", type=_csv_list, default=[], metavar="KIND,..",
+        "--report-only",
+        type=_csv_list,
+        default=[],
+        metavar="KIND,..",
         help="kinds (status, deterministic, noisy, memory) or metrics shown but never failing",
     )
     compare.add_argument(
-        "--strict", action="store_true",
+        "--strict",
+        action="store_true",
         help="also fail on any deterministic change (improvements too) and on rows present on "
         "one side only: for gating on a committed baseline",
     )
@@ -114,7 +124,9 @@ def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:
     verbs.add_parser("list", help="list the baselines and how each is made")
     for verb in verbs.choices.values():
         verb.add_argument(
-            "--root", type=Path, default=None,
+            "--root",
+            type=Path,
+            default=None,
             help="folder holding baselines.toml (default: results/baselines)",
         )
 
@@ -191,7 +203,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     _check_out(out)
     devices = DeviceCache(registry)
     for name in dict.fromkeys(c.device for c in cases):
-        devices.get(name)
+        # a broken device plugin is not fatal: each of its runs records the error
+        with contextlib.suppress(BenchkitError):
+            devices.get(name)
     meta = {
         "suite": {
             "name": suite.name,

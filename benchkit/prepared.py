@@ -18,7 +18,7 @@ from benchkit.device import Device
 from benchkit.flops import FlopCount, step_flops
 from benchkit.precision import Precision
 from benchkit.registry import Registry
-from benchkit.runner import DeviceCache, prepare
+from benchkit.runner import DeviceCache, call_factory, prepare
 from benchkit.suite import Case
 from benchkit.training import make_loss, make_optimizer
 from benchkit.workload import Split
@@ -51,7 +51,7 @@ class PreparedCase:
         reason = device.unavailable_reason()
         if reason:
             raise CaseUnavailable(f"device {case.device} unavailable: {reason}")
-        precision = registry.get("precision", case.precision).factory()
+        precision = call_factory(registry, "precision", case.precision)
         reason = precision.unsupported_reason(device)
         if reason:
             raise CaseUnavailable(

@@ -7,6 +7,7 @@ recorded with its name, package and version, and the others still load.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 import pluggy
 
+import benchkit
 from benchkit import hookspecs
 from benchkit.errors import PluginError
 from benchkit.workload import Recipe
@@ -26,6 +28,9 @@ DISABLE_ENV = "BENCHKIT_DISABLE_PLUGINS"
 KINDS = ("device", "precision", "dataset", "model")
 _HOOK_FOR_KIND = {kind: f"benchkit_register_{kind}s" for kind in KINDS}
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+#: A plugin module may declare the hook API it needs: ``benchkit_api = "1.0"``.
+API_ATTRIBUTE = "benchkit_api"
+_API_RE = re.compile(r"^(\d+)\.(\d+)$")
 
 
 @dataclass
@@ -104,7 +109,9 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
         raise PluginError(
             f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
         )
-    allowed = {"description", "options"}
+    allowed = {"description"}
+    if kind in ("dataset", "model"):  # suites set options only on datasets and models
+        allowed |= {"options"}
     if kind == "model":
         allowed |= {"datasets", "evaluate"}
     unknown = sorted(set(kwargs) - allowed)
@@ -139,6 +146,11 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
     return out
 
 
+def _package(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else ""
+
+
 def _entry_point_info(ep: importlib.metadata.EntryPoint) -> PluginInfo:
     dist = getattr(ep, "dist", None)
     return PluginInfo(
@@ -159,6 +171,72 @@ def _short_error(exc: BaseException) -> str:
         frame = tb[-1]
         text += f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
     return text
+
+
+def _parse_api_version(text: str) -> tuple[int, int] | None:
+    match = _API_RE.match(text) if isinstance(text, str) else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def api_version_problem(needed: object) -> str:
+    """Why a plugin that declares ``benchkit_api = needed`` cannot load here; ``""`` if it can.
+
+    A plugin needs hook API ``MAJOR.MINOR``: this benchkit's :data:`benchkit.API_VERSION` must
+    have the same major part and at least that minor part. ``None`` (nothing declared) fits.
+    """
+    if needed is None:
+        return ""
+    have_text = benchkit.API_VERSION
+    want, have = _parse_api_version(needed), _parse_api_version(have_text)
+    if want is None:
+        return (
+            f"{API_ATTRIBUTE} = {needed!r} is not a hook API version; write a string "
+            f"'MAJOR.MINOR' such as {API_ATTRIBUTE} = {have_text!r}"
+        )
+    assert have is not None, f"benchkit.API_VERSION {have_text!r} is malformed"
+    this = f"this benchkit {benchkit.__version__} has {have_text}"
+    if want[0] > have[0] or (want[0] == have[0] and want[1] > have[1]):
+        return (
+            f"needs benchkit hook API {needed}, {this}; upgrade benchkit (pip install -U benchkit)"
+        )
+    if want[0] < have[0]:
+        return (
+            f"needs benchkit hook API {needed}, {this} (a new major version, which may break "
+            f"plugins written for {want[0]}.x); upgrade the plugin, or install a benchkit "
+            f"with hook API {want[0]}.x"
+        )
+    return ""
+
+
+def _hook_functions(plugin: object) -> dict[str, Any]:
+    return {
+        name: getattr(plugin, name, None)
+        for name in dir(plugin)
+        if name.startswith("benchkit_") and callable(getattr(plugin, name, None))
+    }
+
+
+def _unknown_hooks(plugin: object) -> str:
+    """The message for hook functions whose names no hookspec has, with the likely meant one."""
+    known = list(_HOOK_FOR_KIND.values())
+    parts = []
+    for name, fn in _hook_functions(plugin).items():
+        if name in known or not hasattr(fn, "benchkit_impl"):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        parts.append(f"unknown hook {name!r}{hint}")
+    return "; ".join(parts) + f"; the hooks are {', '.join(known)}"
+
+
+def _unmarked_hooks(plugin: object) -> list[str]:
+    """Functions named like hooks that lack the marker pluggy looks for."""
+    known = set(_HOOK_FOR_KIND.values())
+    return sorted(
+        name
+        for name, fn in _hook_functions(plugin).items()
+        if name in known and not hasattr(fn, "benchkit_impl")
+    )
 
 
 class PluginHost:
@@ -182,6 +260,10 @@ class PluginHost:
             self.registry.plugins[f"{info.name} [{info.module}]"] = info
             return
         self.registry.plugins[info.name] = info
+        problem = api_version_problem(getattr(plugin, API_ATTRIBUTE, None))
+        if problem:
+            info.status, info.error = "failed", problem
+            return
         try:
             self.pm.register(plugin, name=info.name)
         except Exception as exc:
@@ -189,11 +271,19 @@ class PluginHost:
             return
         try:
             self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
+        except pluggy.PluginValidationError:
             # Only this plugin can be at fault: every earlier one passed the same check.
             self.pm.unregister(name=info.name)
+            info.status, info.error = "failed", _unknown_hooks(plugin)
+            return
+        unmarked = _unmarked_hooks(plugin)
+        if unmarked:
+            self.pm.unregister(name=info.name)
             info.status = "failed"
-            info.error = f"{exc}; hooks are named {', '.join(_HOOK_FOR_KIND.values())}"
+            info.error = (
+                f"{', '.join(unmarked)} is not marked with @benchkit.hookimpl, so benchkit would "
+                "never call it; add the decorator"
+            )
 
     def load_entry_points(
         self,
@@ -206,7 +296,9 @@ class PluginHost:
         if disabled is None:
             disabled = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",")]
         skip = {n for n in disabled if n}
-        for ep in sorted(entry_points, key=lambda e: e.name):
+        # benchkit's own plugins first: a third-party name clash then fails the newcomer, never
+        # a built-in; the others in name order.
+        for ep in sorted(entry_points, key=lambda e: (_package(e) != "benchkit", e.name)):
             info = _entry_point_info(ep)
             seen = self.registry.plugins.get(info.name)
             if seen is not None and (seen.module, seen.package) == (info.module, info.package):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from benchkit.device import Device
-from benchkit.errors import BenchkitError
+from benchkit.errors import BenchkitError, PluginError
 from benchkit.precision import Precision
 from benchkit.registry import Registry
 from benchkit.results import RunResult, summarise_curve
@@ -39,8 +39,9 @@ class DeviceCache:
         """The device for a suite's device string (``cuda:1``)."""
         if name not in self.devices:
             base, _, index = name.partition(":")
-            factory = self.registry.get("device", base).factory
-            self.devices[name] = factory(int(index) if index else None)
+            self.devices[name] = call_factory(
+                self.registry, "device", base, int(index) if index else None
+            )
         return self.devices[name]
 
     def environment(self) -> dict[str, dict[str, Any]]:
@@ -53,6 +54,27 @@ class DeviceCache:
             else:
                 env[name] = {"available": True, "name": dev.display_name(), **dev.environment()}
         return env
+
+
+def call_factory(registry: Registry, kind: str, name: str, *args: Any) -> Any:
+    """Call the factory a plugin registered as ``name`` (see :func:`call_plugin`)."""
+    return call_plugin(registry, kind, name, "", registry.get(kind, name).factory, *args)
+
+
+def call_plugin(
+    registry: Registry, kind: str, name: str, role: str, fn: Callable[..., Any], *args: Any
+) -> Any:
+    """Call plugin code. A :class:`BenchkitError` keeps its message (it is meant for the
+    user); any other exception is a bug in the plugin, and the error names the plugin and the
+    package to report it to."""
+    try:
+        return fn(*args)
+    except BenchkitError:
+        raise
+    except Exception as exc:
+        plugin = registry.plugins[registry.get(kind, name).plugin]
+        where = f"{kind} {name!r} of plugin {plugin.describe()}" + (f", {role}" if role else "")
+        raise PluginError(f"{where}: {_error_text(exc)}") from exc
 
 
 def warmup_epochs(epochs: int) -> int:
@@ -99,7 +121,7 @@ def run_case(
         if reason:
             return _skip(result, f"device {case.device} unavailable: {reason}")
         result.device_name = device.display_name()
-        precision = registry.get("precision", case.precision).factory()
+        precision = call_factory(registry, "precision", case.precision)
         reason = precision.unsupported_reason(device)
         if reason:
             return _skip(
@@ -123,9 +145,9 @@ def prepare(
     Returns the model, the data and the model's parameter count. Every way benchkit runs a
     case (training, micro-benchmarks, memory probes) starts here."""
     torch.manual_seed(case.seed)
-    host_data = registry.get("dataset", case.dataset).factory(dict(case.options))
+    host_data = call_factory(registry, "dataset", case.dataset, dict(case.options))
     torch.manual_seed(case.seed)
-    model = registry.get("model", case.model).factory(host_data, dict(case.model_options))
+    model = call_factory(registry, "model", case.model, host_data, dict(case.model_options))
     params = sum(p.numel() for p in model.parameters())
     model = precision.prepare_model(model.to(device.torch_device))
     return model, _to_device(host_data, device, precision), params
@@ -189,7 +211,16 @@ def _measure(
         if model_reg.evaluate is not None:
             context = EvalContext(device=device, precision=precision)
             with torch.no_grad(), precision.autocast(device):
-                values = model_reg.evaluate(model, data, context)
+                values = call_plugin(
+                    registry,
+                    "model",
+                    case.model,
+                    "evaluate",
+                    model_reg.evaluate,
+                    model,
+                    data,
+                    context,
+                )
             _record_evaluation(result, values)
     device.synchronize()
     result.peak_memory_bytes = device.peak_memory_bytes()
@@ -217,7 +248,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
     loss = result.curve[epoch]
     result.nonfinite_loss = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
     parts = [f"training loss {result.nonfinite_loss} at epoch {epoch}"]
-    precision = registry.get("precision", case.precision).factory()
+    precision = call_factory(registry, "precision", case.precision)
     watch = FiniteWatch()
     try:
         model, data, _ = prepare(case, registry, device, precision)

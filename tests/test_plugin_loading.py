@@ -209,9 +209,9 @@ def test_a_misspelled_hook_name_fails_that_plugin_only():
 
     info = registry.plugins["typo"]
     assert info.status == "failed"
-    assert "unknown hook 'benchkit_register_model'" in info.error
-    assert info.error.endswith(
-        "; hooks are named benchkit_register_devices, benchkit_register_precisions, "
+    assert info.error == (
+        "unknown hook 'benchkit_register_model' (did you mean benchkit_register_models?); "
+        "the hooks are benchkit_register_devices, benchkit_register_precisions, "
         "benchkit_register_datasets, benchkit_register_models"
     )
     assert "typo_model" not in registry.names("model")
@@ -232,14 +232,18 @@ def test_a_hook_with_an_argument_the_spec_lacks_fails_that_plugin():
     assert registry.names("model") == ["ones_model"]
 
 
-def test_a_hook_function_without_the_hookimpl_marker_is_not_a_hook():
-    # pluggy only sees functions marked @benchkit.hookimpl; this plugin loads with nothing.
+def test_a_hook_function_without_the_hookimpl_marker_fails_loudly():
+    # pluggy only calls functions marked @benchkit.hookimpl; an unmarked one would be ignored
+    # in silence, so the plugin fails and says what to add.
     plain = types.ModuleType("plain")
     plain.benchkit_register_datasets = lambda register: register("unseen", make_dataset)
     registry = load_plugins((PluginInfo(name="plain"), plain))
-    assert registry.plugins["plain"].status == "ok"
-    assert registry.plugins["plain"].registered == {}
-    assert registry.names("dataset") == []
+    assert registry.plugins["plain"].status == "failed"
+    assert registry.plugins["plain"].error == (
+        "benchkit_register_datasets is not marked with @benchkit.hookimpl, so benchkit would "
+        "never call it; add the decorator"
+    )
+    assert "unseen" not in registry.names("dataset")
 
 
 # --- hooks that raise -------------------------------------------------------------------------
