@@ -97,6 +97,7 @@ def run_throughput(
         str(raw),
         f"--benchmark-max-time={max_time}",
         "--benchmark-min-rounds=5",
+        "--benchmark-save-data",  # every round's time, so compare can bootstrap them
         "-q" if not quiet else "-qq",
         *pytest_filter_args(filters),
     ]

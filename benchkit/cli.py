@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="CPU threads for torch (default: torch's own; 1 is steadier on a busy machine)",
     )
+    run.add_argument(
+        "--batch-sizes",
+        metavar="recipe,1,16,..",
+        help="sweep these batch sizes instead of the suite's ('recipe': the recipe's own)",
+    )
+    run.add_argument(
+        "--max-time",
+        type=float,
+        default=0.5,
+        help="throughput suites: seconds pytest-benchmark spends per benchmark (default 0.5)",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.add_argument(
         "--strict-plugins", action="store_true", help="fail if any plugin failed to load"
@@ -61,10 +72,33 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument(
         "--strict-plugins", action="store_true", help="exit 2 if any plugin failed to load"
     )
+    _add_new_plugin_parser(sub)
     _add_compare_parser(sub)
     _add_report_parser(sub)
     _add_baseline_parser(sub)
     return parser
+
+
+def _add_new_plugin_parser(sub: argparse._SubParsersAction) -> None:
+    new_plugin = sub.add_parser(
+        "new-plugin",
+        help="create a plugin package to start from (model, dataset, suite, tests)",
+        description="Write NAME/: pyproject.toml with the benchkit entry point, a plugin module "
+        "registering a small dataset and a model that fits it, a suite, and tests using "
+        "benchkit.testing. An existing folder is never overwritten. The guide is "
+        "docs/writing-plugins.md.",
+    )
+    new_plugin.add_argument(
+        "name",
+        metavar="NAME",
+        help="distribution name, e.g. benchkit-my-models (package benchkit_my_models)",
+    )
+    new_plugin.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("."),
+        help="folder to create the package in (default: the current one)",
+    )
 
 
 def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +109,17 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         "(see benchkit/compare.py). Exit 0: no regression; 1: a regression; 2: bad input.",
     )
     compare.add_argument("baseline", help="result set folder, or pytest-benchmark JSON file")
-    compare.add_argument("new", help="result set folder, or pytest-benchmark JSON file")
+    compare.add_argument(
+        "new",
+        nargs="?",
+        help="result set folder, or pytest-benchmark JSON file (optional with --by device)",
+    )
+    compare.add_argument(
+        "--by",
+        choices=("device",),
+        help="device: the speed-up of each device over the CPU per model, precision (and kind "
+        "and batch), within one result set or across two from different machines",
+    )
     compare.add_argument(
         "--format",
         choices=("table", "markdown", "csv", "json"),
@@ -137,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
+        if args.command == "new-plugin":
+            return _new_plugin(args)
         if args.command == "compare":
             return _compare(args)
         if args.command == "report":
@@ -172,14 +218,10 @@ def _check_out(out: Path) -> None:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchkit.claims import evaluate_claims, verdict_table
     from benchkit.environment import capture
-    from benchkit.progress import Progress
     from benchkit.registry import load_registry
-    from benchkit.results import ResultWriter, criteria_frame, results_frame
-    from benchkit.runner import DeviceCache, run_case
-    from benchkit.suite import filter_cases, parse_seeds, parse_suite
-    from benchkit.summary import summary_table, trace_table
+    from benchkit.runner import DeviceCache
+    from benchkit.suite import filter_cases, parse_batch_sizes, parse_seeds, parse_suite
 
     if args.threads is not None:
         if args.threads < 1:
@@ -190,15 +232,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     registry = load_registry(strict=args.strict_plugins)
     for info in registry.failures():
         print(f"benchkit: warning: plugin {info.describe()} failed: {info.error}", file=sys.stderr)
-    suite = parse_suite(args.suite, registry)
-    cases = filter_cases(
-        suite.cases,
-        models=args.model,
-        datasets=args.dataset,
-        precisions=args.precision,
-        devices=args.device,
-        seeds=parse_seeds(args.seeds) if args.seeds else (),
-    )
+    sizes = parse_batch_sizes(args.batch_sizes) if args.batch_sizes else None
+    suite = parse_suite(args.suite, registry, batch_sizes=sizes)
+    filters = {
+        "models": args.model,
+        "datasets": args.dataset,
+        "precisions": args.precision,
+        "devices": args.device,
+        "seeds": parse_seeds(args.seeds) if args.seeds else [],
+    }
+    cases = filter_cases(suite.cases, **filters)
     out = args.out or _default_out(suite.name)
     _check_out(out)
     devices = DeviceCache(registry)
@@ -207,6 +250,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         with contextlib.suppress(BenchkitError):
             devices.get(name)
     meta = {
+        "kind": suite.kind,
         "suite": {
             "name": suite.name,
             "path": str(suite.path),
@@ -221,9 +265,49 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             for p in registry.plugins.values()
         },
     }
+    started = time.perf_counter()
+    if suite.kind == "throughput":
+        frame = _run_throughput(args, suite, out, meta, filters, sizes)
+    elif suite.kind == "memory":
+        frame = _run_memory(args, suite, cases, out, meta, registry)
+    else:
+        return _run_convergence(args, suite, cases, out, meta, registry, devices, started)
+    print(
+        f"\nsuite {suite.name}: {len(frame)} measurements in "
+        f"{time.perf_counter() - started:.1f} s → {out}"
+    )
+    from benchkit.throughput import speedup_table
+
+    if suite.kind == "memory":
+        from benchkit.benchmarking import memory_summary
+
+        print(memory_summary(frame))
+    else:
+        from benchkit.throughput import crossover_table, throughput_summary
+
+        print(throughput_summary(frame))
+        crossover = crossover_table(frame)
+        if len(crossover):
+            from benchkit.results import atomic_write_text
+
+            atomic_write_text(out / "crossover.csv", crossover.to_csv(index=False))
+            print("\nwhere each device overtakes the CPU (crossover.csv)")
+            print(crossover.to_string(index=False))
+        elif len(speedup_table(frame)):
+            print("\nspeed-up against the CPU")
+            print(speedup_table(frame).to_string(index=False))
+    return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
+
+
+def _run_convergence(args, suite, cases, out, meta, registry, devices, started) -> int:
+    from benchkit.claims import evaluate_claims, verdict_table
+    from benchkit.progress import Progress
+    from benchkit.results import ResultWriter, criteria_frame, results_frame
+    from benchkit.runner import run_case
+    from benchkit.summary import summary_table, trace_table
+
     writer = ResultWriter(out, meta)
     progress = Progress(len(cases), quiet=args.quiet)
-    started = time.perf_counter()
     interrupted = False
     try:
         for index, case in enumerate(cases, 1):
@@ -253,6 +337,27 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
 
 
+def _run_throughput(args, suite, out, meta, filters, sizes):
+    from benchkit.benchmarking import run_throughput, write_meta
+
+    out.mkdir(parents=True, exist_ok=True)
+    frame, machine = run_throughput(
+        suite, out, filters, sizes or [], args.threads, args.quiet, args.max_time
+    )
+    meta["environment"]["pytest_benchmark_machine"] = machine
+    write_meta(out, meta, "throughput", len(frame))
+    return frame
+
+
+def _run_memory(args, suite, cases, out, meta, registry):
+    from benchkit.benchmarking import run_memory, write_meta
+
+    out.mkdir(parents=True, exist_ok=True)
+    frame = run_memory(cases, suite, out, args.threads, args.quiet, registry)
+    write_meta(out, meta, "memory", len(frame))
+    return frame
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from benchkit.registry import load_registry
 
@@ -269,7 +374,39 @@ def _plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _new_plugin(args: argparse.Namespace) -> int:
+    from benchkit.scaffold import create_plugin, next_steps
+
+    print(next_steps(create_plugin(args.name, args.dir)))
+    return EXIT_OK
+
+
+def _compare_by_device(paths: list[str]) -> int:
+    import pandas as pd
+
+    from benchkit.throughput import device_speedup
+
+    frames = []
+    for path in paths:
+        table = Path(path) / "results.csv"
+        if not table.is_file():
+            raise BenchkitError(f"{path}: no results.csv; pass result set folders")
+        frames.append(pd.read_csv(table))
+    speed = device_speedup(frames)
+    if speed.empty:
+        raise BenchkitError(
+            "no model/precision measured on the CPU and on another device: run the suite with "
+            "--device cpu and --device cuda (or give a CPU and a GPU result set)"
+        )
+    print(speed.to_string(index=False))
+    return EXIT_OK
+
+
 def _compare(args: argparse.Namespace) -> int:
+    if args.by == "device":
+        return _compare_by_device([p for p in (args.baseline, args.new) if p])
+    if args.new is None:
+        raise BenchkitError("compare needs BASELINE and NEW (or --by device with one set)")
     from benchkit.compare import Options, compare, parse_threshold_args
     from benchkit.compare_output import render
     from benchkit.resultset import load

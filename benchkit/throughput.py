@@ -131,6 +131,32 @@ def speedup_table(frame: pd.DataFrame, baseline: str = "cpu") -> pd.DataFrame:
     return merged.reset_index(drop=True)
 
 
+def device_speedup(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`speedup_table` over one or more result sets (convergence or throughput). When
+    the same device name appears in several sets (two machines' ``cpu``), each is labelled
+    with its hardware name, and the first set's CPU is the baseline."""
+    labelled = []
+    for frame in frames:
+        frame = frame.copy()
+        if "device_name" not in frame:
+            frame["device_name"] = ""
+        labelled.append(frame)
+    pooled = pd.concat(labelled, ignore_index=True)
+    if len(frames) > 1:
+        seen = [set(f["device"]) for f in labelled]
+        clash = {d for i, a in enumerate(seen) for b in seen[i + 1 :] for d in a & b}
+        for frame in labelled:
+            named = frame["device"].isin(clash) & frame["device_name"].fillna("").ne("")
+            frame.loc[named, "device"] = (
+                frame.loc[named, "device"] + " [" + frame.loc[named, "device_name"] + "]"
+            )
+        pooled = pd.concat(labelled, ignore_index=True)
+    first_cpu = [d for d in labelled[0]["device"].unique() if str(d).startswith("cpu")]
+    if not first_cpu:
+        return pd.DataFrame()
+    return speedup_table(pooled, baseline=first_cpu[0])
+
+
 def crossover_table(frame: pd.DataFrame, baseline: str = "cpu") -> pd.DataFrame:
     """Per model, precision, kind and device: the smallest batch size from which the device
     is faster than ``baseline`` at that batch and every larger one measured (empty when it

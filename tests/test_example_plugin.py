@@ -286,14 +286,6 @@ def test_next_steps_say_how_to_install_test_and_run(tmp_path):
     assert "docs/writing-plugins.md" in text
 
 
-NOT_WIRED = pytest.mark.xfail(
-    strict=True,
-    raises=SystemExit,
-    reason="`benchkit new-plugin` is wired into benchkit/cli.py separately; drop this marker then",
-)
-
-
-@NOT_WIRED
 def test_benchkit_new_plugin_writes_the_package_and_says_what_next(tmp_path, capsys):
     assert main(["new-plugin", "benchkit-cli-demo", "--dir", str(tmp_path)]) == 0
     root = tmp_path / "benchkit-cli-demo"
@@ -301,7 +293,6 @@ def test_benchkit_new_plugin_writes_the_package_and_says_what_next(tmp_path, cap
     assert capsys.readouterr().out.strip() == next_steps(root)
 
 
-@NOT_WIRED
 def test_benchkit_new_plugin_exits_2_on_an_existing_folder(tmp_path, capsys):
     (tmp_path / "benchkit-cli-demo").mkdir()
     assert main(["new-plugin", "benchkit-cli-demo", "--dir", str(tmp_path)]) == 2

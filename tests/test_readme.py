@@ -12,7 +12,8 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def test_readme_example_plugin_registers_and_trains():
-    source = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    source = next(b for b in blocks if "benchkit_register_models" in b)
     module = types.ModuleType("readme_example")
     exec(compile(source, "README.md", "exec"), module.__dict__)
     results = check_plugin(module, epochs=5)

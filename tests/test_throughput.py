@@ -158,3 +158,110 @@ def test_the_throughput_suite_runs_through_pytest_benchmark(tmp_path):
     if not torch.cuda.is_available():
         assert (frame[frame["device"] == "cuda"]["status"] == "skipped").all()
     assert machine.get("cpu")
+
+
+def tiny_suite(folder: Path, kind: str) -> Path:
+    folder.mkdir()
+    if kind == "throughput":
+        shutil.copy(REPO / "suites/throughput/test_throughput.py", folder)
+    (folder / "suite.toml").write_text(
+        f'[suite]\nkind = "{kind}"\n[matrix]\ndevices = ["cpu"]\nprecisions = ["fp32"]\n'
+        'seeds = [0]\n[[cases]]\nmodel = "single_neuron"\ndataset = "celsius"\n'
+    )
+    return folder
+
+
+def test_benchkit_run_drives_a_throughput_suite_with_a_batch_sweep(tmp_path, capsys):
+    from benchkit.cli import main
+
+    suite = tiny_suite(tmp_path / "tp", "throughput")
+    out = tmp_path / "out"
+    args = [
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--quiet",
+        "--threads",
+        "1",
+        "--max-time",
+        "0.01",
+        "--batch-sizes",
+        "recipe,64",
+    ]
+    assert main(args) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert sorted(set(frame["batch_size"])) == [9, 64]
+    assert set(frame["kind"]) == {"train_step", "inference"}
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["kind"] == "throughput" and meta["environment"]["pytest_benchmark_machine"]
+    raw = json.loads((out / "benchmark.json").read_text())
+    assert all(b["stats"].get("data") for b in raw["benchmarks"])  # every round kept
+    assert "GFLOP/s" in capsys.readouterr().out
+
+
+def test_benchkit_run_drives_a_memory_suite(tmp_path, capsys):
+    from benchkit.cli import main
+
+    suite = tiny_suite(tmp_path / "mem", "memory")
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--quiet", "--threads", "1"]) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert list(frame["kind"]) == ["train_step", "inference"]
+    assert (frame["status"] == "ok").all()
+    assert (frame["peak_memory_bytes"] > 0).all()
+    assert "train_step MiB" in capsys.readouterr().out
+
+
+def result_set(folder: Path, device: str, device_name: str, speed: float) -> Path:
+    folder.mkdir()
+    pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "dataset": "d",
+                "precision": p,
+                "device": device,
+                "seed": 0,
+                "variant": "",
+                "device_name": device_name,
+                "status": "ok",
+                "batch_size": 32,
+                "samples_per_second": speed * (2 if p == "bf16" else 1),
+            }
+            for p in ("fp32", "bf16")
+        ]
+    ).to_csv(folder / "results.csv", index=False)
+    return folder
+
+
+def test_compare_by_device_across_two_machines(tmp_path, capsys):
+    from benchkit.cli import main
+
+    laptop = result_set(tmp_path / "laptop", "cpu", "Intel i5", 1000.0)
+    gpu_box = result_set(tmp_path / "gpu", "cuda", "NVIDIA RTX 3050 Laptop GPU", 8000.0)
+    assert main(["compare", "--by", "device", str(laptop), str(gpu_box)]) == 0
+    out = capsys.readouterr().out
+    assert "cuda" in out and "8.0" in out
+    speed = pd.read_csv(laptop / "results.csv")
+    assert len(speed) == 2
+
+
+def test_compare_by_device_tells_two_cpus_apart(tmp_path):
+    from benchkit.throughput import device_speedup
+
+    a = pd.read_csv(result_set(tmp_path / "a", "cpu", "Intel i5", 1000.0) / "results.csv")
+    b = pd.read_csv(result_set(tmp_path / "b", "cpu", "AMD 7950X", 3000.0) / "results.csv")
+    speed = device_speedup([a, b])
+    assert set(speed["device"]) == {"cpu [AMD 7950X]"}
+    assert list(speed["speedup"]) == [pytest.approx(3.0)] * 2
+
+
+def test_compare_by_device_without_a_second_device_is_a_clear_error(tmp_path, capsys):
+    from benchkit.cli import main
+
+    laptop = result_set(tmp_path / "laptop", "cpu", "Intel i5", 1000.0)
+    assert main(["compare", "--by", "device", str(laptop)]) == 2
+    assert "no model/precision measured on the CPU and on another device" in (
+        capsys.readouterr().err
+    )
