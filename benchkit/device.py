@@ -18,6 +18,11 @@ class Device:
     #: Name as the suite and the result table write it (``"cpu"``, ``"cuda:0"``).
     name: str = "cpu"
 
+    #: Whether work is queued and runs later (a GPU): then the training loop never reads a value
+    #: back per epoch, since that would make the host wait for the device. On a synchronous
+    #: device (the CPU) reading a scalar is free, and the loop does.
+    asynchronous: bool = False
+
     def unavailable_reason(self) -> str | None:
         """Why this device cannot be used here (absent, not built into torch …), else ``None``."""
         return None

@@ -72,6 +72,8 @@ class CudaDevice(Device):
     """An NVIDIA GPU through torch's CUDA backend. Timing uses CUDA events, so marking an epoch
     never waits for the GPU; peak memory is the caching allocator's peak statistic."""
 
+    asynchronous = True
+
     def __init__(self, index: int | None) -> None:
         self.index = 0 if index is None else index
         self.name = f"cuda:{self.index}"
@@ -147,6 +149,7 @@ class MpsDevice(Device):
     """Apple-silicon GPU through torch's Metal backend."""
 
     name = "mps"
+    asynchronous = True
 
     def unavailable_reason(self) -> str | None:
         if not torch.backends.mps.is_built():

@@ -51,7 +51,13 @@ def test_shuffling_is_seeded():
     assert _train(recipe).losses != _train(unshuffled).losses
 
 
-def test_curve_is_read_in_chunks_never_per_epoch(monkeypatch):
+class QueuedCpu(CpuDevice):
+    """The CPU treated as an asynchronous device, as a GPU is."""
+
+    asynchronous = True
+
+
+def test_on_an_asynchronous_device_the_curve_is_read_in_chunks_never_per_epoch(monkeypatch):
     monkeypatch.setattr(training, "MAX_CHUNK", 10)
     monkeypatch.setattr(training, "READ_EVERY_SECONDS", float("inf"))
 
@@ -61,9 +67,58 @@ def test_curve_is_read_in_chunks_never_per_epoch(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "item", no_item)
     reads = []
     recipe = Recipe(loss="mse", optimizer="sgd", lr=0.05, epochs=95)
-    outcome = _train(recipe, on_progress=lambda epoch, loss: reads.append(epoch))
+    torch.manual_seed(0)
+    outcome = training.train(
+        nn.Linear(1, 1),
+        _data(),
+        recipe,
+        CastPrecision(torch.float32),
+        QueuedCpu(),
+        0,
+        on_progress=lambda epoch, loss: reads.append(epoch),
+    )
     assert len(outcome.losses) == 95
     assert reads == [9, 19, 29, 39, 49, 59, 69, 79, 89, 94]
+
+
+def test_both_ways_of_reading_give_the_same_curve():
+    recipe = Recipe(loss="mse", optimizer="adam", lr=0.05, epochs=40, batch_size=3, shuffle=True)
+    data = _data()
+    data.valid = data.train
+    outcomes = []
+    for device in (CpuDevice(), QueuedCpu()):
+        torch.manual_seed(0)
+        outcomes.append(
+            training.train(nn.Linear(1, 1), data, recipe, CastPrecision(torch.float32), device, 0)
+        )
+    assert outcomes[0].losses == outcomes[1].losses
+    assert outcomes[0].valid_losses == outcomes[1].valid_losses
+
+
+class StepCounter(training.EpochRecorder):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def after_step(self, model):
+        self.steps += 1
+
+
+@pytest.mark.parametrize(("device", "extra"), [(CpuDevice(), False), (QueuedCpu(), True)])
+def test_divergence_stops_training(device, extra, monkeypatch):
+    monkeypatch.setattr(training, "READ_EVERY_SECONDS", float("inf"))
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1e30)  # the first forward pass already overflows
+    counter = StepCounter()
+    recipe = Recipe(loss="mse", optimizer="sgd", lr=0.1, epochs=500)
+    outcome = training.train(
+        model, _data(), recipe, CastPrecision(torch.float32), device, 0, recorders=[counter]
+    )
+    assert outcome.diverged_epoch == 0
+    assert len(outcome.losses) == len(outcome.epoch_end_seconds) == 1
+    # a synchronous device stops at once; a queued one at the end of its chunk at the latest
+    assert counter.steps == 1 if not extra else 1 <= counter.steps <= training.MAX_CHUNK
 
 
 @pytest.mark.parametrize(("loss", "optimizer"), [("mse", "sgd"), ("l1", "adam"), ("mse", "adamw")])
