@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -196,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("benchkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`benchkit run ... | head`): stop quietly, results are on disk
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _default_out(suite_name: str) -> Path:

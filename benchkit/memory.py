@@ -53,7 +53,7 @@ def _status_kib(field: str) -> int:
     raise OSError(f"{field} not in {PROC_STATUS}")
 
 
-def _warm_up(torch_device) -> None:
+def warm_up(torch_device) -> None:
     """Everything torch initialises once per process: the allocator, the autograd engine, and
     (72 MB on the CPU, measured) the modules its optimizers import on their first step."""
     import torch
@@ -89,7 +89,7 @@ def probe(suite: str, run_id: str, kind: str, steps: int, plugins: list[str]) ->
     reason = device.unavailable_reason()
     if reason:
         return MemoryResult("skipped", detail=f"device {case.device} unavailable: {reason}")
-    _warm_up(device.torch_device)
+    warm_up(device.torch_device)
 
     on_cpu = device.torch_device.type == "cpu"
     if on_cpu:

@@ -336,8 +336,17 @@ def convergence_epochs(results: pd.DataFrame) -> Figure | None:
     )
 
 
+def _training_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows that measure training: convergence runs, and throughput or memory suites'
+    ``train_step`` rows (their ``inference`` rows would mix another quantity in)."""
+    if "kind" not in results.columns:
+        return results
+    return results[results["kind"].isna() | (results["kind"] == "train_step")]
+
+
 def throughput(results: pd.DataFrame) -> Figure | None:
     """Training samples per second, CPU against GPU, per precision."""
+    results = _training_rows(results)
     devices = set(results.loc[results["status"] == "ok", "device"].str.split(":").str[0])
     gpu = devices & {"cuda", "mps"}
     note = "" if gpu else " (no GPU runs in these result sets)"
@@ -352,6 +361,7 @@ def throughput(results: pd.DataFrame) -> Figure | None:
 
 def peak_memory(results: pd.DataFrame) -> Figure | None:
     """Peak memory per precision and device, in MiB."""
+    results = _training_rows(results)
     return _bar_panels(
         results,
         "peak_memory_bytes",

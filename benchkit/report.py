@@ -182,8 +182,6 @@ def build_sections(
 
 
 def _sets_section(result_sets: list[ResultSet]) -> Section:
-    from benchkit.summary import summary_table
-
     section = Section("Result sets")
     for rs in result_sets:
         env = rs.meta.get("environment") or {}
@@ -201,8 +199,24 @@ def _sets_section(result_sets: list[ResultSet]) -> Section:
             f"({env.get('cpu_capability', '?')}); devices {devices or '?'}; commit "
             f"{commit or '?'}."
         )
-        section.blocks.append(summary_table(rs.rows))
+        section.blocks.append(_set_summary(rs))
     return section
+
+
+def _set_summary(rs: ResultSet) -> str:
+    """The terminal summary ``benchkit run`` printed for this kind of result set."""
+    suite_kind = rs.meta.get("kind", "convergence")
+    if suite_kind == "throughput" or "step_median_seconds" in rs.rows:
+        from benchkit.throughput import throughput_summary
+
+        return throughput_summary(rs.rows)
+    if suite_kind == "memory" or "method" in rs.rows:
+        from benchkit.benchmarking import memory_summary
+
+        return memory_summary(rs.rows)
+    from benchkit.summary import summary_table
+
+    return summary_table(rs.rows)
 
 
 def _markdown(sections: list[Section]) -> str:

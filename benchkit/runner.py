@@ -39,9 +39,14 @@ class DeviceCache:
         """The device for a suite's device string (``cuda:1``)."""
         if name not in self.devices:
             base, _, index = name.partition(":")
-            self.devices[name] = call_factory(
-                self.registry, "device", base, int(index) if index else None
-            )
+            device = call_factory(self.registry, "device", base, int(index) if index else None)
+            if device.unavailable_reason() is None:
+                # torch initialises itself lazily (its optimizers import 72 MB of modules on
+                # their first step); do it here so that no run's peak memory includes it
+                from benchkit.memory import warm_up
+
+                warm_up(device.torch_device)
+            self.devices[name] = device
         return self.devices[name]
 
     def environment(self) -> dict[str, dict[str, Any]]:

@@ -44,7 +44,11 @@ def summary_table(results: pd.DataFrame) -> str:
         return "no runs"
     ran = results[results["status"] != "skipped"]
     skipped = results[results["status"] == "skipped"]
-    metric_cols = [c for c in results.columns if c not in RESULT_COLUMNS]
+    metric_cols = [
+        c
+        for c in results.columns
+        if c not in RESULT_COLUMNS and pd.api.types.is_numeric_dtype(results[c])
+    ]
     rows = []
     for key, group in ran.groupby(_GROUP, sort=False):
         group = group.sort_values("seed")

@@ -198,6 +198,9 @@ def test_benchkit_run_drives_a_throughput_suite_with_a_batch_sweep(tmp_path, cap
     raw = json.loads((out / "benchmark.json").read_text())
     assert all(b["stats"].get("data") for b in raw["benchmarks"])  # every round kept
     assert "GFLOP/s" in capsys.readouterr().out
+    # the report reads a throughput set too, and plots its training steps
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "throughput.png").stat().st_size > 10_000
 
 
 def test_benchkit_run_drives_a_memory_suite(tmp_path, capsys):
@@ -211,6 +214,8 @@ def test_benchkit_run_drives_a_memory_suite(tmp_path, capsys):
     assert (frame["status"] == "ok").all()
     assert (frame["peak_memory_bytes"] > 0).all()
     assert "train_step MiB" in capsys.readouterr().out
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "memory.png").stat().st_size > 10_000
 
 
 def result_set(folder: Path, device: str, device_name: str, speed: float) -> Path:
