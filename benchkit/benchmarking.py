@@ -20,21 +20,11 @@ from typing import Any
 import pandas as pd
 
 from benchkit.errors import BenchkitError
-from benchkit.results import KEY_COLUMNS, SCHEMA_VERSION, atomic_write_text
+from benchkit.results import SCHEMA_VERSION, atomic_write_text
 from benchkit.suite import Case, Suite
+from benchkit.throughput import MEASUREMENT_COLUMNS
 
-MEMORY_COLUMNS = [
-    "run_id",
-    *KEY_COLUMNS,
-    "kind",
-    "device_name",
-    "status",
-    "status_detail",
-    "batch_size",
-    "params",
-    "peak_memory_bytes",
-    "method",
-]
+MEMORY_COLUMNS = [*MEASUREMENT_COLUMNS, "peak_memory_bytes", "method"]
 
 
 def write_meta(out: Path, meta: dict[str, Any], kind: str, runs: int) -> None:

@@ -15,7 +15,8 @@ import pandas as pd
 
 from benchkit.results import KEY_COLUMNS
 
-THROUGHPUT_COLUMNS = [
+#: The leading columns of every per-case measurement table (throughput, memory).
+MEASUREMENT_COLUMNS = [
     "run_id",
     *KEY_COLUMNS,
     "kind",
@@ -24,6 +25,9 @@ THROUGHPUT_COLUMNS = [
     "status_detail",
     "batch_size",
     "params",
+]
+THROUGHPUT_COLUMNS = [
+    *MEASUREMENT_COLUMNS,
     "step_median_seconds",
     "step_iqr_seconds",
     "step_min_seconds",
