@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -139,7 +140,11 @@ def _timing_title(comparison: Comparison) -> str:
     )
 
 
-def _rows(findings: list[Finding], marks: bool) -> list[list[str]]:
+def _rows(
+    findings: list[Finding], marks: bool, detail: Callable[[Finding], str] = lambda f: f.rule
+) -> list[list[str]]:
+    """One table row per finding; ``detail`` fills the column between change and verdict
+    (the rule, or for timings the confidence interval)."""
     return [
         [
             f.key,
@@ -147,23 +152,7 @@ def _rows(findings: list[Finding], marks: bool) -> list[list[str]]:
             _value(f, f.baseline),
             _value(f, f.new),
             _change(f),
-            f.rule,
-            _verdict(f, marks),
-            f.note,
-        ]
-        for f in findings
-    ]
-
-
-def _noisy_rows(findings: list[Finding], marks: bool) -> list[list[str]]:
-    return [
-        [
-            f.key,
-            f.metric,
-            _value(f, f.baseline),
-            _value(f, f.new),
-            _change(f),
-            _ci(f),
+            detail(f),
             _verdict(f, marks),
             f.note,
         ]
@@ -202,7 +191,7 @@ def _terminal(comparison: Comparison, show_all: bool) -> str:
         lines += [
             "",
             _timing_title(comparison) + ":",
-            _text_table(_NOISY_HEAD, _noisy_rows(noisy, False)),
+            _text_table(_NOISY_HEAD, _rows(noisy, False, _ci)),
         ]
     verdict = "FAIL" if comparison.exit_code else "PASS"
     lines += ["", f"{verdict}: {_headline(comparison)} (exit {comparison.exit_code})"]
@@ -244,7 +233,7 @@ def _markdown(comparison: Comparison, show_all: bool) -> str:
         lines += [
             f"**{_timing_title(comparison)}**",
             "",
-            _md_table(_NOISY_HEAD, _noisy_rows(noisy, True)),
+            _md_table(_NOISY_HEAD, _rows(noisy, True, _ci)),
             "",
         ]
     lines.append(f"Exit code {comparison.exit_code}.")
