@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 SERIES = ("loss", "valid_loss", "relative_loss")
-OPS = ("<=", "<", "==")
 _PATTERN = re.compile(r"^\s*([a-z_]+)\s*(<=|<|==)\s*(\S+)\s*$")
 
 

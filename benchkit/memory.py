@@ -29,9 +29,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-PROC_STATUS = "/proc/self/status"
-CLEAR_REFS = "/proc/self/clear_refs"
-
 
 @dataclass
 class MemoryResult:
@@ -43,14 +40,6 @@ class MemoryResult:
     detail: str = ""
     params: int | None = None
     batch_size: int | None = None
-
-
-def _status_kib(field: str) -> int:
-    with open(PROC_STATUS) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"{field} not in {PROC_STATUS}")
 
 
 def warm_up(torch_device) -> None:
@@ -89,34 +78,24 @@ def probe(suite: str, run_id: str, kind: str, steps: int, plugins: list[str]) ->
     reason = device.unavailable_reason()
     if reason:
         return MemoryResult("skipped", detail=f"device {case.device} unavailable: {reason}")
-    warm_up(device.torch_device)
-
-    on_cpu = device.torch_device.type == "cpu"
-    if on_cpu:
-        try:
-            with open(CLEAR_REFS, "w") as f:
-                f.write("5")
-            baseline = _status_kib("VmRSS")
-        except OSError as exc:
-            return MemoryResult("skipped", detail=f"CPU peak memory needs Linux /proc: {exc}")
-    else:
-        device.synchronize()
-        device.reset_peak_memory()
+    # DeviceCache.get has warmed the device up; the device measures its own peak
+    device.reset_peak_memory()
     try:
         prepared = PreparedCase.build(case, registry, devices)
         for _ in range(steps):
             prepared.run(kind)
     except CaseUnavailable as exc:
         return MemoryResult("skipped", detail=str(exc))
-    if on_cpu:
-        peak = (_status_kib("VmHWM") - baseline) * 1024
+    peak = device.peak_memory_bytes()
+    if peak is None:
+        return MemoryResult("skipped", detail=f"{case.device} cannot measure its peak memory here")
+    if device.torch_device.type == "cpu":
         method = "fresh process: resident high-water mark over the warmed-up baseline"
     else:
-        peak = device.peak_memory_bytes()
         method = f"fresh process: {case.device} allocator peak"
     return MemoryResult(
         "ok",
-        max(0, peak) if peak is not None else None,
+        max(0, peak),
         method,
         params=prepared.params,
         batch_size=prepared.batch_size,

@@ -27,14 +27,12 @@ class Progress:
         self.total = total
         self.quiet = quiet
         self.live = not quiet and self.stream.isatty()
-        self._index = 0
         self._label = ""
         self._epochs = 0
         self._last_draw = 0.0
 
     def start(self, index: int, case: Case) -> None:
         """A run begins."""
-        self._index = index
         self._epochs = case.recipe.epochs
         width = len(str(self.total))
         self._label = (

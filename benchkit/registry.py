@@ -11,7 +11,6 @@ import difflib
 import importlib.metadata
 import os
 import re
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ import pluggy
 
 import benchkit
 from benchkit import hookspecs
-from benchkit.errors import PluginError
+from benchkit.errors import PluginError, describe_exception
 from benchkit.workload import Recipe
 
 ENTRY_POINT_GROUP = "benchkit"
@@ -155,22 +154,10 @@ def _entry_point_info(ep: importlib.metadata.EntryPoint) -> PluginInfo:
     dist = getattr(ep, "dist", None)
     return PluginInfo(
         name=ep.name,
-        package=dist.metadata["Name"] if dist is not None else "",
+        package=_package(ep),
         version=dist.version if dist is not None else "",
         module=ep.value,
     )
-
-
-def _short_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, PluginError):
-        return str(exc)
-    # where in the plugin it happened: the last frame, which is the plugin's own code
-    tb = traceback.extract_tb(exc.__traceback__)
-    if tb:
-        frame = tb[-1]
-        text += f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
-    return text
 
 
 def _parse_api_version(text: str) -> tuple[int, int] | None:
@@ -267,7 +254,7 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=info.name)
         except Exception as exc:
-            info.status, info.error = "failed", _short_error(exc)
+            info.status, info.error = "failed", describe_exception(exc)
             return
         try:
             self.pm.check_pending()
@@ -310,7 +297,7 @@ class PluginHost:
             try:
                 plugin = ep.load()
             except Exception as exc:
-                info.status, info.error = "failed", f"import failed: {_short_error(exc)}"
+                info.status, info.error = "failed", f"import failed: {describe_exception(exc)}"
                 self.registry.plugins[info.name] = info
                 continue
             self.add(plugin, info)
@@ -347,7 +334,7 @@ class PluginHost:
             impl.function(register=register)
         except Exception as exc:
             # A plugin's registrations count all or nothing: drop what it already registered.
-            self._fail(info, f"{_HOOK_FOR_KIND[kind]}: {_short_error(exc)}")
+            self._fail(info, f"{_HOOK_FOR_KIND[kind]}: {describe_exception(exc)}")
             return
         for reg in added:
             self.registry.entries[kind][reg.name] = reg

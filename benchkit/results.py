@@ -74,8 +74,6 @@ _NULLABLE_INT = [
     "epochs",
 ]
 
-STATUSES = ("ok", "diverged", "error", "skipped")
-
 
 @dataclass
 class RunResult:
@@ -315,10 +313,3 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, An
     curves = pd.read_csv(folder / "curves.csv")
     meta = json.loads((folder / "run.json").read_text())
     return results, curves, meta
-
-
-def read_table(folder: Path, name: str) -> pd.DataFrame | None:
-    """An optional table of a result set (``criteria.csv``, ``trace.csv``, ``series.csv``,
-    ``claims.csv``), or ``None`` when the set has none."""
-    path = folder / name
-    return pd.read_csv(path) if path.exists() else None

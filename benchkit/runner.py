@@ -9,7 +9,6 @@ or torch's, is ``error`` with its message, and the suite goes on with the next c
 from __future__ import annotations
 
 import math
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 
 from benchkit.device import Device
-from benchkit.errors import BenchkitError, PluginError
+from benchkit.errors import BenchkitError, PluginError, describe_exception
 from benchkit.precision import Precision
 from benchkit.registry import Registry
 from benchkit.results import RunResult, summarise_curve
@@ -79,20 +78,12 @@ def call_plugin(
     except Exception as exc:
         plugin = registry.plugins[registry.get(kind, name).plugin]
         where = f"{kind} {name!r} of plugin {plugin.describe()}" + (f", {role}" if role else "")
-        raise PluginError(f"{where}: {_error_text(exc)}") from exc
+        raise PluginError(f"{where}: {describe_exception(exc)}") from exc
 
 
 def warmup_epochs(epochs: int) -> int:
     """Epochs left out of the throughput figure: a tenth of the run, 1 to 10 epochs."""
     return min(10, max(1, epochs // 10))
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, BenchkitError):
-        return str(exc)
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def _to_device(data: Data, device: Device, precision: Precision) -> Data:
@@ -134,7 +125,7 @@ def run_case(
             )
         _measure(case, registry, device, precision, result, on_progress)
     except Exception as exc:
-        result.status, result.status_detail = "error", _error_text(exc)
+        result.status, result.status_detail = "error", describe_exception(exc)
     return result
 
 
@@ -268,7 +259,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
             epochs=epoch + 1,
         )
     except Exception as exc:  # the explanation is a bonus; never lose the result over it
-        parts.append(f"replay failed: {_error_text(exc)}")
+        parts.append(f"replay failed: {describe_exception(exc)}")
     else:
         result.grads_nonfinite_epoch = watch.grads_nonfinite_epoch
         result.params_nonfinite_epoch = watch.params_nonfinite_epoch

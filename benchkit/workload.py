@@ -54,11 +54,6 @@ class Recipe:
         """A copy with the given fields replaced (a suite's ``recipe`` table)."""
         return dataclasses.replace(self, **overrides)
 
-    @classmethod
-    def field_types(cls) -> dict[str, str]:
-        """Field name → annotation text, for validating suite overrides."""
-        return {f.name: str(f.type) for f in dataclasses.fields(cls)}
-
 
 @dataclass
 class Split:

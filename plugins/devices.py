@@ -171,7 +171,6 @@ class MpsDevice(Device):
 
     def reset_peak_memory(self) -> None:
         torch.mps.synchronize()
-        self._start = torch.mps.driver_allocated_memory()
 
     def peak_memory_bytes(self) -> int | None:
         # MPS exposes no peak statistic; the driver's current allocation after the run is the
