@@ -1,32 +1,27 @@
 """benchkit: a plugin-based benchmarking toolkit for small PyTorch models.
 
-Plugin authors need three names from here: :data:`hookimpl` to mark hook functions, and the
-types they register (:class:`Recipe`, :class:`Data`, :class:`Split`, :class:`Precision`,
-:class:`Device`).
+Everything a plugin author needs is importable from here: :data:`hookimpl` to mark hook
+functions; the types plugins register or receive (:class:`Recipe`, :class:`Data`,
+:class:`Split`, :class:`EvalContext`, :class:`Precision`, :class:`Device`); the error to raise
+for a mistake the user can fix (:class:`BenchkitError`); :func:`cpu_name` for device plugins;
+and :data:`API_VERSION`. ``benchkit.errors`` and ``benchkit.testing`` are public too.
 """
-
-from importlib.metadata import PackageNotFoundError, version
 
 import pluggy
 
 from benchkit.device import Device
+from benchkit.environment import cpu_name
+from benchkit.errors import BenchkitError
 from benchkit.precision import Precision
+from benchkit.version import API_VERSION, __version__
 from benchkit.workload import Data, EvalContext, Recipe, Split
-
-try:
-    __version__ = version("benchkit")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
-#: Version of the hook API. It grows when hooks or ``register`` keywords are added; a change
-#: that breaks existing plugins bumps the major part.
-API_VERSION = "1.0"
 
 hookimpl = pluggy.HookimplMarker("benchkit")
 """Marker for plugin hook functions: ``@benchkit.hookimpl``."""
 
 __all__ = [
     "API_VERSION",
+    "BenchkitError",
     "Data",
     "Device",
     "EvalContext",
@@ -34,5 +29,6 @@ __all__ = [
     "Recipe",
     "Split",
     "__version__",
+    "cpu_name",
     "hookimpl",
 ]

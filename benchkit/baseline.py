@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchkit.errors import BenchkitError
+from benchkit.resultset import count_runs, keep_only, replace_result_set
 
 DEFAULT_ROOT = Path("results") / "baselines"
 MANIFEST = "baselines.toml"
@@ -84,11 +85,8 @@ def read_manifest(root: Path = DEFAULT_ROOT) -> list[Baseline]:
 
 def describe(baseline: Baseline) -> str:
     """One line: name, the command that makes it, and what is on disk."""
-    runs = "missing"
-    results = baseline.folder / "results.csv"
-    if results.is_file():
-        lines = results.read_text(encoding="utf-8").count("\n")
-        runs = f"{max(0, lines - 1)} runs"
+    held = count_runs(baseline.folder)
+    runs = "missing" if held is None else f"{held} runs"
     command = " ".join(baseline.command(baseline.folder)[:-3])
     return f"{baseline.name}: {command}  [{baseline.folder}: {runs}]"
 
@@ -126,14 +124,7 @@ def _update_one(baseline: Baseline) -> int:
             file=sys.stderr,
         )
         return 1
-    for path in staging.iterdir():
-        if path.name not in baseline.keep:
-            path.unlink()
-    old = baseline.folder.with_name(f".{baseline.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if baseline.folder.exists():
-        baseline.folder.rename(old)
-    staging.rename(baseline.folder)
-    shutil.rmtree(old, ignore_errors=True)
+    keep_only(staging, baseline.keep)
+    replace_result_set(staging, baseline.folder)
     print(f"baseline {baseline.name}: updated {baseline.folder}", file=sys.stderr)
     return 0

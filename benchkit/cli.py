@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -204,30 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
-def _default_out(suite_name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path("results") / f"{suite_name}-{stamp}"
-    n = 1
-    while out.exists():
-        n += 1
-        out = Path("results") / f"{suite_name}-{stamp}-{n}"
-    return out
-
-
-def _check_out(out: Path) -> None:
-    if (out / "results.csv").exists():
-        raise BenchkitError(
-            f"{out} already holds a result set; pass another --out or remove it first"
-        )
-    if out.exists() and not out.is_dir():
-        raise BenchkitError(f"--out {out} is a file, not a folder")
-
-
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchkit.environment import capture
+    from benchkit.cases import DeviceCache
+    from benchkit.progress import Progress
     from benchkit.registry import load_registry
-    from benchkit.runner import DeviceCache
+    from benchkit.resultset import ResultSetWriter, new_result_folder
+    from benchkit.runner import RunOptions, run_suite, suite_header
     from benchkit.suite import filter_cases, parse_batch_sizes, parse_seeds, parse_suite
+    from benchkit.summary import outcome_text
 
     if args.threads is not None:
         if args.threads < 1:
@@ -248,120 +231,29 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "seeds": parse_seeds(args.seeds) if args.seeds else [],
     }
     cases = filter_cases(suite.cases, **filters)
-    out = args.out or _default_out(suite.name)
-    _check_out(out)
+    out = new_result_folder(args.out, suite.name)
     devices = DeviceCache(registry)
     for name in dict.fromkeys(c.device for c in cases):
         # a broken device plugin is not fatal: each of its runs records the error
         with contextlib.suppress(BenchkitError):
             devices.get(name)
-    meta = {
-        "kind": suite.kind,
-        "suite": {
-            "name": suite.name,
-            "path": str(suite.path),
-            "sha256": suite.sha256,
-            "description": suite.description,
-            "text": suite.text,
-        },
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "environment": capture(suite.path, argv, devices.environment()),
-        "plugins": {
-            p.name: {"package": p.package, "version": p.version, "status": p.status}
-            for p in registry.plugins.values()
-        },
-    }
-    started = time.perf_counter()
-    if suite.kind == "throughput":
-        frame = _run_throughput(args, suite, out, meta, filters, sizes)
-    elif suite.kind == "memory":
-        frame = _run_memory(args, suite, cases, out, meta, registry)
-    else:
-        return _run_convergence(args, suite, cases, out, meta, registry, devices, started)
-    print(
-        f"\nsuite {suite.name}: {len(frame)} measurements in "
-        f"{time.perf_counter() - started:.1f} s → {out}"
-    )
-    from benchkit.throughput import speedup_table
-
-    if suite.kind == "memory":
-        from benchkit.benchmarking import memory_summary
-
-        print(memory_summary(frame))
-    else:
-        from benchkit.throughput import crossover_table, throughput_summary
-
-        print(throughput_summary(frame))
-        crossover = crossover_table(frame)
-        if len(crossover):
-            from benchkit.results import atomic_write_text
-
-            atomic_write_text(out / "crossover.csv", crossover.to_csv(index=False))
-            print("\nwhere each device overtakes the CPU (crossover.csv)")
-            print(crossover.to_string(index=False))
-        elif len(speedup_table(frame)):
-            print("\nspeed-up against the CPU")
-            print(speedup_table(frame).to_string(index=False))
-    return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
-
-
-def _run_convergence(args, suite, cases, out, meta, registry, devices, started) -> int:
-    from benchkit.claims import evaluate_claims, verdict_table
-    from benchkit.progress import Progress
-    from benchkit.results import ResultWriter, criteria_frame, results_frame
-    from benchkit.runner import run_case
-    from benchkit.summary import summary_table, trace_table
-
-    writer = ResultWriter(out, meta)
-    progress = Progress(len(cases), quiet=args.quiet)
-    interrupted = False
+    writer = ResultSetWriter(out, suite_header(suite, registry, devices, argv))
+    options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters)
     try:
-        for index, case in enumerate(cases, 1):
-            progress.start(index, case)
-            writer.add(run_case(case, registry, devices, progress.epoch))
-            progress.finish(writer.results[-1])
+        outcome = run_suite(
+            suite,
+            cases,
+            registry,
+            devices,
+            writer,
+            options,
+            progress=Progress(len(cases), quiet=args.quiet),
+        )
     except KeyboardInterrupt:
-        interrupted = True
+        print(f"benchkit: kept {writer.runs} finished runs in {out}", file=sys.stderr)
         raise
-    finally:
-        writer.close(interrupted=interrupted)
-        if interrupted:
-            print(f"benchkit: kept {len(writer.results)} finished runs in {out}", file=sys.stderr)
-    frame = results_frame(writer.results)
-    elapsed = time.perf_counter() - started
-    print(f"\nsuite {suite.name}: {len(cases)} runs in {elapsed:.1f} s → {out}")
-    print(summary_table(frame))
-    for result in writer.results:
-        if result.trace and result.seed == min(c.seed for c in cases):
-            print()
-            print(trace_table(result))
-    if suite.claims:
-        claims = evaluate_claims(suite.claims, frame, criteria_frame(writer.results))
-        writer.write_table("claims.csv", claims)
-        print("\nclaims (claims.csv)")
-        print(verdict_table(claims))
-    return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
-
-
-def _run_throughput(args, suite, out, meta, filters, sizes):
-    from benchkit.benchmarking import run_throughput, write_meta
-
-    out.mkdir(parents=True, exist_ok=True)
-    frame, machine = run_throughput(
-        suite, out, filters, sizes or [], args.threads, args.quiet, args.max_time
-    )
-    meta["environment"]["pytest_benchmark_machine"] = machine
-    write_meta(out, meta, "throughput", len(frame))
-    return frame
-
-
-def _run_memory(args, suite, cases, out, meta, registry):
-    from benchkit.benchmarking import run_memory, write_meta
-
-    out.mkdir(parents=True, exist_ok=True)
-    frame = run_memory(cases, suite, out, args.threads, args.quiet, registry)
-    write_meta(out, meta, "memory", len(frame))
-    return frame
+    print(outcome_text(outcome, out))
+    return EXIT_RUN_ERROR if outcome.errored else EXIT_OK
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -387,30 +279,12 @@ def _new_plugin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _compare_by_device(paths: list[str]) -> int:
-    import pandas as pd
-
-    from benchkit.throughput import device_speedup
-
-    frames = []
-    for path in paths:
-        table = Path(path) / "results.csv"
-        if not table.is_file():
-            raise BenchkitError(f"{path}: no results.csv; pass result set folders")
-        frames.append(pd.read_csv(table))
-    speed = device_speedup(frames)
-    if speed.empty:
-        raise BenchkitError(
-            "no model/precision measured on the CPU and on another device: run the suite with "
-            "--device cpu and --device cuda (or give a CPU and a GPU result set)"
-        )
-    print(speed.to_string(index=False))
-    return EXIT_OK
-
-
 def _compare(args: argparse.Namespace) -> int:
     if args.by == "device":
-        return _compare_by_device([p for p in (args.baseline, args.new) if p])
+        from benchkit.speedup import device_speedup_text
+
+        print(device_speedup_text([p for p in (args.baseline, args.new) if p]))
+        return EXIT_OK
     if args.new is None:
         raise BenchkitError("compare needs BASELINE and NEW (or --by device with one set)")
     from benchkit.compare import Options, compare, parse_threshold_args
@@ -429,9 +303,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from benchkit.report import write_report
-    from benchkit.resultset import load
+    from benchkit.resultset import default_out, load
 
-    out = args.out or _default_out("report")
+    out = args.out or default_out("report")
     result_sets = [load(path) for path in args.results]
     index = write_report(result_sets, out)
     print(f"report: {index} ({index.with_suffix('.html')})")

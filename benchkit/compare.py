@@ -22,6 +22,7 @@ new side's run.json), then ``--threshold`` on the command line, the later winnin
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -666,13 +667,47 @@ def _memory(label: str, rule: Rule, vb: Any, vn: Any, device: str) -> Finding | 
     return Finding(label, rule.metric, "memory", vb, vn, verdict, change=change, rule=text)
 
 
-def _group_label(row: pd.Series, result_set: ResultSet) -> str:
-    if result_set.kind == "benchkit":
-        run_id = str(row.get("run_id", ""))
-        parts = [p for p in run_id.split("/") if not re.fullmatch(r"seed\d+", p)]
-        if parts:
-            return "/".join(parts)
-    return row_label(row, result_set.group_columns)
+def _group_key(row: pd.Series, result_set: ResultSet) -> tuple[str, ...]:
+    """What the seeds of one workload share: the row's key columns but the seed, and for
+    measurement tables the batch size and kind, all read from the row's own columns."""
+    parts = [str(row[c]) for c in result_set.group_columns]
+    for column in ("batch_size", "kind"):
+        value = row.get(column)
+        if result_set.kind == "benchkit" and column in result_set.rows.columns:
+            parts.append("" if _missing(value) else str(value))
+    return tuple(parts)
+
+
+def _group_labels(keys: Iterable[tuple[str, ...]], result_set: ResultSet) -> dict[tuple, str]:
+    """Readable labels for group keys, written like a run_id without its seed
+    (``model/dataset/precision/device[/batchN][/kind]``). The variant (the suite's overrides,
+    long JSON) is shown as a short hash only where two groups would otherwise read the same."""
+    columns = list(result_set.group_columns)
+    extra = [c for c in ("batch_size", "kind") if c in result_set.rows.columns]
+    if result_set.kind != "benchkit":
+        extra = []
+
+    def plain(key: tuple[str, ...]) -> str:
+        values = dict(zip([*columns, *extra], key, strict=True))
+        parts = [values[c] for c in columns if c != "variant" and values[c]]
+        if values.get("batch_size"):
+            parts.append(f"batch{int(float(values['batch_size']))}")
+        if values.get("kind"):
+            parts.append(values["kind"])
+        return "/".join(parts)
+
+    keys = list(keys)
+    seen: dict[str, int] = {}
+    for key in keys:
+        seen[plain(key)] = seen.get(plain(key), 0) + 1
+    labels = {}
+    for key in keys:
+        label = plain(key)
+        variant = dict(zip(columns, key, strict=False)).get("variant", "")
+        if seen[label] > 1 and variant:
+            label += "/" + hashlib.sha1(variant.encode()).hexdigest()[:8]
+        labels[key] = label
+    return labels
 
 
 def _noisy_findings(
@@ -686,10 +721,12 @@ def _noisy_findings(
     thresholds: Thresholds,
     options: Options,
 ) -> list[Finding]:
-    groups: dict[str, list[tuple]] = {}
+    by_key: dict[tuple, list[tuple]] = {}
     for key in matched:
         if base_rows[key]["status"] == "ok" and new_rows[key]["status"] == "ok":
-            groups.setdefault(_group_label(base_rows[key], base), []).append(key)
+            by_key.setdefault(_group_key(base_rows[key], base), []).append(key)
+    labels = _group_labels(by_key, base)
+    groups = {labels[k]: keys for k, keys in by_key.items()}
     out = []
     order = list(RULES)
     for metric in sorted(metrics, key=lambda m: order.index(m) if m in order else len(order)):

@@ -23,6 +23,10 @@ class Device:
     #: device (the CPU) reading a scalar is free, and the loop does.
     asynchronous: bool = False
 
+    #: The dtype the training loop sums losses in on this device: float64 where the device has
+    #: it, else float32 (Apple's MPS has no float64).
+    accumulate_dtype: torch.dtype = torch.float64
+
     def unavailable_reason(self) -> str | None:
         """Why this device cannot be used here (absent, not built into torch …), else ``None``."""
         return None

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-import benchkit
+from benchkit.version import API_VERSION, __version__
 
 
 def git_commit(where: Path) -> dict[str, Any] | None:
@@ -55,8 +55,8 @@ def capture(
     :param devices: per device name used, its display name and its own facts.
     """
     return {
-        "benchkit": benchkit.__version__,
-        "api_version": benchkit.API_VERSION,
+        "benchkit": __version__,
+        "api_version": API_VERSION,
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "python": platform.python_version(),

@@ -26,8 +26,17 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the probe process imports as little as it can before it measures
+    import pandas as pd
+
+    from benchkit.cases import DeviceCache
+    from benchkit.resultset import ResultSetWriter
+    from benchkit.suite import Case, Suite
 
 
 @dataclass
@@ -42,26 +51,10 @@ class MemoryResult:
     batch_size: int | None = None
 
 
-def warm_up(torch_device) -> None:
-    """Everything torch initialises once per process: the allocator, the autograd engine, and
-    (72 MB on the CPU, measured) the modules its optimizers import on their first step."""
-    import torch
-
-    layer = torch.nn.Linear(8, 8).to(torch_device)
-    for optimizer in (torch.optim.SGD, torch.optim.Adam):
-        opt = optimizer(layer.parameters(), lr=1e-3)
-        layer(torch.randn(4, 8, device=torch_device)).sum().backward()
-        opt.step()
-    if torch.amp.is_autocast_available(torch_device.type):
-        with torch.no_grad(), torch.autocast(torch_device.type, dtype=torch.bfloat16):
-            layer(torch.randn(4, 8, device=torch_device))
-
-
 def probe(suite: str, run_id: str, kind: str, steps: int, plugins: list[str]) -> MemoryResult:
     """Measure one case in *this* process (the child side of :func:`measure`)."""
-    from benchkit.prepared import CaseUnavailable, PreparedCase
+    from benchkit.cases import CaseUnavailable, DeviceCache, PreparedCase
     from benchkit.registry import PluginHost, PluginInfo
-    from benchkit.runner import DeviceCache
     from benchkit.suite import parse_suite
 
     host = PluginHost()
@@ -132,6 +125,66 @@ def measure(
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return MemoryResult("error", detail=f"memory probe failed: {tail}")
     return MemoryResult(**json.loads(lines[-1]))
+
+
+def run_memory(
+    cases: Sequence[Case],
+    suite: Suite,
+    writer: ResultSetWriter,
+    devices: DeviceCache,
+    threads: int | None,
+    quiet: bool,
+) -> pd.DataFrame:
+    """Measure each case's peak memory for a training step and an inference batch, each in a
+    fresh process, writing ``results.csv`` through ``writer`` after every measurement."""
+    import pandas as pd
+
+    from benchkit.resultset import MEMORY_COLUMNS
+
+    rows: list[dict[str, Any]] = []
+    total = 2 * len(cases)
+    for case in cases:
+        device = devices.get(case.device)
+        name = "" if device.unavailable_reason() else device.display_name()
+        for kind in ("train_step", "inference"):
+            got = measure(suite.path, case.run_id, kind, threads=threads)
+            rows.append(
+                {
+                    "run_id": f"{case.run_id}/{kind}",
+                    "model": case.model,
+                    "dataset": case.dataset,
+                    "precision": case.precision,
+                    "device": case.device,
+                    "seed": case.seed,
+                    "variant": case.variant,
+                    "kind": kind,
+                    "device_name": name,
+                    "status": got.status,
+                    "status_detail": got.detail,
+                    "batch_size": got.batch_size,
+                    "params": got.params,
+                    "peak_memory_bytes": got.peak_memory_bytes,
+                    "method": got.method,
+                }
+            )
+            writer.set_rows(pd.DataFrame(rows, columns=MEMORY_COLUMNS))
+            if not quiet:
+                size = (
+                    f"{got.peak_memory_bytes / 2**20:.2f} MiB"
+                    if got.peak_memory_bytes is not None
+                    else got.detail
+                )
+                print(
+                    f"[{len(rows):>{len(str(total))}}/{total}] {case.run_id} {kind}  "
+                    f"{got.status}  {size}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    frame = pd.DataFrame(rows, columns=MEMORY_COLUMNS)
+    for col in ("batch_size", "params", "peak_memory_bytes"):
+        frame[col] = frame[col].astype("Int64")
+    writer.set_rows(frame)
+    return frame
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,16 +16,23 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 MIB = 1024 * 1024
-_PRECISION_COLORS = {
-    "fp32": "tab:blue",
-    "fp16": "tab:orange",
-    "bf16": "tab:green",
-    "amp_fp16": "tab:red",
-    "fp64": "tab:gray",
-}
-_DEVICE_COLORS = {"cpu": "tab:blue", "cuda": "tab:green", "mps": "tab:purple"}
-_DEVICE_STYLES = {"cpu": "-", "cuda": "--", "mps": ":"}
-_CYCLE = ["tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:red", "tab:orange"]
+# Colours and line styles are handed out in order of the names the data holds (precisions
+# and devices come from plugins, so no name is known in advance); the same sorted names always
+# get the same colour, whichever report draws them.
+_PALETTE = [
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:gray",
+    "tab:olive",
+    "tab:cyan",
+]
+_STYLES = ["-", "--", ":", "-."]
+_CYCLE = _PALETTE
 _VERDICT_COLORS = {
     "holds": "tab:green",
     "pass": "tab:green",
@@ -35,11 +42,16 @@ _VERDICT_COLORS = {
 }
 
 
-def _color(table: dict[str, str], name: str) -> str:
-    base = name.split(":")[0]
-    if base in table:
-        return table[base]
-    return _CYCLE[sum(map(ord, name)) % len(_CYCLE)]
+def _pick(names: pd.Series, name: str, choices: list[str]) -> str:
+    """The choice for ``name`` among the sorted distinct ``names`` of the data."""
+    ordered = sorted({str(n) for n in names.dropna()})
+    index = ordered.index(name) if name in ordered else len(ordered)
+    return choices[index % len(choices)]
+
+
+def _device_base(device: str) -> str:
+    """``cuda:1`` draws like ``cuda``: one style per kind of device."""
+    return device.split(":")[0]
 
 
 def workloads(results: pd.DataFrame) -> list[tuple[str, str]]:
@@ -71,7 +83,7 @@ def loss_curves(
         ["set", "precision", "device"], sort=False
     ):
         runs = data[(data["set"] == set_name) & data["run_id"].isin(group["run_id"])]
-        color = _color(_PRECISION_COLORS, precision)
+        color = _pick(rows["precision"], precision, _PALETTE)
         label = _series_label(precision, device, set_name, many_sets)
         diverged = group[group["status"] == "diverged"]
         if len(diverged) and (runs.empty or not np.isfinite(runs["loss"]).any()):
@@ -106,7 +118,9 @@ def loss_curves(
                     color=color,
                     linewidth=1.6,
                     label=label,
-                    linestyle=_DEVICE_STYLES.get(device.split(":")[0], "-"),
+                    linestyle=_pick(
+                        rows["device"].map(_device_base), _device_base(device), _STYLES
+                    ),
                 )
             else:
                 ax.plot(
@@ -208,8 +222,8 @@ def rollout(
             ax.plot(
                 steps["step"],
                 steps["predicted"],
-                color=_color(_PRECISION_COLORS, precision),
-                linestyle=_DEVICE_STYLES.get(device.split(":")[0], "-"),
+                color=_pick(rows["precision"], precision, _PALETTE),
+                linestyle=_pick(rows["device"].map(_device_base), _device_base(device), _STYLES),
                 linewidth=1.4,
                 label=f"predicted, {label} (seed {run['seed']})",
             )
@@ -256,7 +270,11 @@ def _bar_panels(
         start = -width * len(series) / 2
         for j, (set_name, device) in enumerate(series):
             label = f"{device} ({set_name})" if many_sets else device
-            color = _color(_DEVICE_COLORS, device) if not many_sets else _CYCLE[j % len(_CYCLE)]
+            color = (
+                _pick(rows["device"].map(_device_base), _device_base(device), _PALETTE)
+                if not many_sets
+                else _CYCLE[j % len(_CYCLE)]
+            )
             for k, precision in enumerate(precisions):
                 cell = sub[
                     (sub["set"] == set_name)
@@ -347,9 +365,8 @@ def _training_rows(results: pd.DataFrame) -> pd.DataFrame:
 def throughput(results: pd.DataFrame) -> Figure | None:
     """Training samples per second, CPU against GPU, per precision."""
     results = _training_rows(results)
-    devices = set(results.loc[results["status"] == "ok", "device"].str.split(":").str[0])
-    gpu = devices & {"cuda", "mps"}
-    note = "" if gpu else " (no GPU runs in these result sets)"
+    devices = set(results.loc[results["status"] == "ok", "device"].map(_device_base))
+    note = "" if devices - {"cpu"} else " (no runs on another device than the CPU here)"
     return _bar_panels(
         results,
         "samples_per_second",

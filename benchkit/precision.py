@@ -24,6 +24,13 @@ class Precision:
     #: The dtype parameters and floating inputs are cast to.
     dtype: torch.dtype = torch.float32
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model's matrix products run in: the FLOP/s peak a run is measured
+        against is this dtype's. The default is :attr:`dtype`; a mixed-precision plugin
+        returns its autocast dtype."""
+        return self.dtype
+
     def unsupported_reason(self, device: Device) -> str | None:
         """Why this precision cannot run on ``device``, or ``None`` when it can.
 

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from benchkit.results import RunResult
+from benchkit.run_result import RunResult
 from benchkit.suite import Case
 
 

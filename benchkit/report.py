@@ -207,11 +207,11 @@ def _set_summary(rs: ResultSet) -> str:
     """The terminal summary ``benchkit run`` printed for this kind of result set."""
     suite_kind = rs.meta.get("kind", "convergence")
     if suite_kind == "throughput" or "step_median_seconds" in rs.rows:
-        from benchkit.throughput import throughput_summary
+        from benchkit.summary import throughput_summary
 
         return throughput_summary(rs.rows)
     if suite_kind == "memory" or "method" in rs.rows:
-        from benchkit.benchmarking import memory_summary
+        from benchkit.summary import memory_summary
 
         return memory_summary(rs.rows)
     from benchkit.summary import summary_table

@@ -1,21 +1,32 @@
-"""Result sets as ``benchkit compare`` and ``benchkit report`` read them.
+"""Result sets: the one module that owns their layout, writes them and reads them back.
 
-Two sources give the same :class:`ResultSet`:
+A result set is a folder, the contract other tools and CI read:
 
-- a folder written by ``benchkit run`` (``results.csv``, ``run.json``; ``curves.csv`` when
-  present: committed baselines leave it out). Rows are keyed by :data:`KEY_COLUMNS`; the
-  repeats of a timing are the per-epoch samples after warm-up, taken from ``curves.csv``;
-- a pytest-benchmark JSON file (``pytest --benchmark-json``). Rows are keyed by benchmark
-  group, name and params; the repeats of ``time`` (seconds per round) are ``stats.data``
-  when the file was saved with ``--benchmark-save-data``, else median, IQR and rounds.
+- ``results.csv``: one row per run (:data:`RESULT_COLUMNS`, then each workload's own metrics)
+  for a convergence suite; one row per case and kind (:data:`THROUGHPUT_COLUMNS`,
+  :data:`MEMORY_COLUMNS`) for a throughput or memory suite;
+- ``curves.csv``: one row per run and epoch (:data:`CURVE_COLUMNS`), joinable on ``run_id``;
+- the optional per-run tables :data:`EXTRA_TABLES` (``criteria.csv``, ``trace.csv``,
+  ``series.csv``) and per-suite ones (``claims.csv``, ``crossover.csv``; a throughput suite's
+  ``benchmark.json`` from pytest-benchmark);
+- ``run.json``: one shape for every kind of suite (:meth:`ResultSetWriter.meta`): schema
+  version, kind, the suite (path, hash, text), the environment, the plugins, and whether the
+  set is finished or was interrupted, with how many runs it holds.
 
-Anything a user can get wrong (a missing file, a schema version this benchkit does not know,
-a JSON file that is neither) raises :class:`~benchkit.errors.BenchkitError` naming the path.
+:class:`ResultSetWriter` is the only writer: every file goes to a temporary file in the same
+folder that is renamed into place, so a crash or Ctrl-C leaves either the previous complete
+table or the new one, never half of one. :func:`load` reads a folder (or a pytest-benchmark
+JSON file) into a :class:`ResultSet` for ``benchkit compare`` and ``benchkit report``;
+anything a user can get wrong raises :class:`~benchkit.errors.BenchkitError` naming the path.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +36,366 @@ import numpy as np
 import pandas as pd
 
 from benchkit.errors import BenchkitError
-from benchkit.results import KEY_COLUMNS, SCHEMA_VERSION
+from benchkit.run_result import RunResult, warmup_epochs
+
+SCHEMA_VERSION = 1
+
+KEY_COLUMNS = ["model", "dataset", "precision", "device", "seed", "variant"]
+RESULT_COLUMNS = [
+    "run_id",
+    "model",
+    "dataset",
+    "precision",
+    "device",
+    "device_name",
+    "seed",
+    "variant",
+    "status",
+    "status_detail",
+    "diverged_epoch",
+    "nonfinite_loss",
+    "grads_nonfinite_epoch",
+    "params_nonfinite_epoch",
+    "epochs",
+    "target_loss",
+    "final_loss",
+    "best_loss",
+    "converged_epoch",
+    "zero_loss_epoch",
+    "train_seconds",
+    "time_to_target_seconds",
+    "samples_per_second",
+    "peak_memory_bytes",
+    "params",
+    "train_samples",
+    "batch_size",
+    "optimizer",
+    "lr",
+]
+CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds"]
+#: The leading columns of every per-case measurement table (throughput, memory).
+MEASUREMENT_COLUMNS = [
+    "run_id",
+    *KEY_COLUMNS,
+    "kind",
+    "device_name",
+    "status",
+    "status_detail",
+    "batch_size",
+    "params",
+]
+THROUGHPUT_COLUMNS = [
+    *MEASUREMENT_COLUMNS,
+    "step_median_seconds",
+    "step_iqr_seconds",
+    "step_min_seconds",
+    "rounds",
+    "samples_per_second",
+    "flops_per_call",
+    "flops_method",
+    "achieved_flops_per_second",
+    "peak_flops_per_second",
+    "peak_fraction",
+    "matmul_dtype",
+]
+MEMORY_COLUMNS = [*MEASUREMENT_COLUMNS, "peak_memory_bytes", "method"]
+# Integer-valued columns that may be empty: written without a trailing ".0".
+_NULLABLE_INT = [
+    "diverged_epoch",
+    "grads_nonfinite_epoch",
+    "params_nonfinite_epoch",
+    "converged_epoch",
+    "zero_loss_epoch",
+    "peak_memory_bytes",
+    "params",
+    "train_samples",
+    "batch_size",
+    "epochs",
+]
+
+
+def result_row(result: RunResult) -> dict[str, Any]:
+    """The ``results.csv`` row: the fixed columns, then the metrics."""
+    row = {c: getattr(result, c) for c in RESULT_COLUMNS}
+    row.update(result.metrics)
+    return row
+
+
+def curve_rows(result: RunResult) -> list[dict[str, Any]]:
+    """The ``curves.csv`` rows of this run."""
+    keys = {c: getattr(result, c) for c in KEY_COLUMNS}
+    rows = []
+    for epoch, loss in enumerate(result.curve):
+        rows.append(
+            {
+                "run_id": result.run_id,
+                **keys,
+                "epoch": epoch,
+                "loss": loss,
+                "valid_loss": result.valid_curve[epoch]
+                if epoch < len(result.valid_curve)
+                else None,
+                "seconds": result.epoch_seconds[epoch]
+                if epoch < len(result.epoch_seconds)
+                else None,
+            }
+        )
+    return rows
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_out(name: str) -> Path:
+    """``results/NAME-TIMESTAMP``, numbered when that folder exists already."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path("results") / f"{name}-{stamp}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path("results") / f"{name}-{stamp}-{n}"
+    return out
+
+
+def new_result_folder(out: Path | None, suite_name: str) -> Path:
+    """The folder a new result set of ``suite_name`` goes to: ``out``, or :func:`default_out`.
+
+    :raises BenchkitError: ``out`` already holds a result set, or is a file.
+    """
+    if out is None:
+        return default_out(suite_name)
+    if (out / "results.csv").exists():
+        raise BenchkitError(
+            f"{out} already holds a result set; pass another --out or remove it first"
+        )
+    if out.exists() and not out.is_dir():
+        raise BenchkitError(f"--out {out} is a file, not a folder")
+    return out
+
+
+def results_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``results.csv`` as a DataFrame, metric columns after the fixed ones."""
+    frame = pd.DataFrame([result_row(r) for r in results])
+    if frame.empty:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    metric_cols = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    frame = frame[RESULT_COLUMNS + metric_cols]
+    for col in _NULLABLE_INT:
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def curves_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``curves.csv`` as a DataFrame."""
+    rows = [row for r in results for row in curve_rows(r)]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def _keyed(result: RunResult) -> dict[str, Any]:
+    return {"run_id": result.run_id, **{c: getattr(result, c) for c in KEY_COLUMNS}}
+
+
+def criteria_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``criteria.csv``: per run and criterion, the first epoch it was met and the time."""
+    rows = [
+        {**_keyed(r), "criterion": name, "epoch": epoch, "seconds": seconds}
+        for r in results
+        for name, (epoch, seconds) in r.criteria.items()
+    ]
+    frame = pd.DataFrame(rows, columns=[*_keyed_columns(), "criterion", "epoch", "seconds"])
+    frame["epoch"] = frame["epoch"].astype("Int64")
+    return frame
+
+
+def trace_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``trace.csv``: per traced run and epoch, prediction, loss, parameters and gradients."""
+    rows = [
+        {**_keyed(r), "epoch": epoch, "loss": r.curve[epoch], **values}
+        for r in results
+        for epoch, values in enumerate(r.trace)
+    ]
+    return pd.DataFrame(rows)
+
+
+def series_frame(results: list[RunResult]) -> pd.DataFrame:
+    """``series.csv``: sequences a workload's evaluation returned (e.g. the rollout)."""
+    rows = [
+        {**_keyed(r), "series": name, "step": step, "value": value}
+        for r in results
+        for name, values in r.series.items()
+        for step, value in enumerate(values)
+    ]
+    return pd.DataFrame(rows, columns=[*_keyed_columns(), "series", "step", "value"])
+
+
+def _keyed_columns() -> list[str]:
+    return ["run_id", *KEY_COLUMNS]
+
+
+#: Optional per-run tables, written when a run produced rows for them.
+EXTRA_TABLES = {
+    "criteria.csv": criteria_frame,
+    "trace.csv": trace_frame,
+    "series.csv": series_frame,
+}
+
+
+class ResultSetWriter:
+    """Owns one result set folder while a suite runs: every file of it is written here.
+
+    A convergence suite hands over each finished :class:`RunResult` (:meth:`add`):
+    ``results.csv`` is rewritten at once, ``curves.csv`` and the optional tables
+    (:data:`EXTRA_TABLES`) at most every ``curves_every_seconds`` and on :meth:`close`, so long
+    suites do not spend their time rewriting curves. A throughput or memory suite hands over
+    its whole table as it grows (:meth:`set_rows`). All files are always whole.
+
+    ``header`` is what the run stage knows about the suite (``kind``, ``suite``,
+    ``environment``, ``plugins``, ``started_at``); :meth:`meta` adds the schema version and the
+    state, so ``run.json`` has one shape for every kind of suite.
+    """
+
+    def __init__(
+        self, out_dir: Path, header: dict[str, Any], curves_every_seconds: float = 5.0
+    ) -> None:
+        self.out_dir = out_dir
+        self.header = dict(header)
+        self.results: list[RunResult] = []
+        self.rows: pd.DataFrame | None = None
+        self.curves_every_seconds = curves_every_seconds
+        self._curves_written = 0.0
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._write_meta(finished=False)
+
+    @property
+    def runs(self) -> int:
+        """Runs (convergence) or measurements (throughput, memory) written so far."""
+        return len(self.rows) if self.rows is not None else len(self.results)
+
+    def path(self, name: str) -> Path:
+        """Where a file of the set lives, for tools that write it themselves (pytest-benchmark's
+        ``benchmark.json``)."""
+        return self.out_dir / name
+
+    def add(self, result: RunResult) -> None:
+        """Record a finished run and persist it."""
+        self.results.append(result)
+        self._write_results()
+        if time.monotonic() - self._curves_written >= self.curves_every_seconds:
+            self._write_curves()
+
+    def set_rows(self, frame: pd.DataFrame) -> None:
+        """Replace ``results.csv`` of a throughput or memory suite with ``frame``."""
+        self.rows = frame
+        atomic_write_text(self.out_dir / "results.csv", frame.to_csv(index=False))
+
+    def set_environment(self, key: str, value: Any) -> None:
+        """Add a fact learnt while running (pytest-benchmark's machine info) to ``run.json``."""
+        self.header.setdefault("environment", {})[key] = value
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Write another table of the result set (``claims.csv``, ``crossover.csv``)."""
+        atomic_write_text(self.out_dir / name, frame.to_csv(index=False))
+
+    def close(self, interrupted: bool = False) -> None:
+        """Write everything that is still pending and mark the set finished (or interrupted)."""
+        if self.rows is None:
+            self._write_results()
+            self._write_curves()
+        self._write_meta(finished=not interrupted, interrupted=interrupted)
+
+    def meta(self, finished: bool, interrupted: bool = False) -> dict[str, Any]:
+        """``run.json``: the same keys for every kind of suite."""
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": self.header.get("kind", "convergence"),
+            **self.header,
+            "finished": finished,
+            "interrupted": interrupted,
+            "runs": self.runs,
+        }
+        if finished or interrupted:
+            meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return meta
+
+    def _write_results(self) -> None:
+        text = results_frame(self.results).to_csv(index=False)
+        atomic_write_text(self.out_dir / "results.csv", text)
+
+    def _write_curves(self) -> None:
+        text = curves_frame(self.results).to_csv(index=False)
+        atomic_write_text(self.out_dir / "curves.csv", text)
+        for name, make in EXTRA_TABLES.items():
+            frame = make(self.results)
+            if len(frame) or (self.out_dir / name).exists():
+                atomic_write_text(self.out_dir / name, frame.to_csv(index=False))
+        self._curves_written = time.monotonic()
+
+    def _write_meta(self, finished: bool, interrupted: bool = False) -> None:
+        text = json.dumps(self.meta(finished, interrupted), indent=2, default=str) + "\n"
+        atomic_write_text(self.out_dir / "run.json", text)
+
+
+def read_table(folder: str | Path, name: str) -> pd.DataFrame:
+    """One table of a result set folder, as written.
+
+    :raises BenchkitError: the folder has no such file, or it cannot be read as CSV.
+    """
+    path = Path(folder) / name
+    if not path.is_file():
+        raise BenchkitError(f"{folder}: no {name}; pass result set folders")
+    return _read_csv(path)
+
+
+def count_runs(folder: Path) -> int | None:
+    """Rows of ``folder/results.csv``, or ``None`` when there is none."""
+    results = folder / "results.csv"
+    if not results.is_file():
+        return None
+    return max(0, results.read_text(encoding="utf-8").count("\n") - 1)
+
+
+def keep_only(folder: Path, names: list[str]) -> None:
+    """Remove every file of a result set but ``names`` (a committed baseline keeps the tables
+    that gate, not megabytes of per-epoch rows)."""
+    for path in folder.iterdir():
+        if path.name not in names:
+            path.unlink()
+
+
+def replace_result_set(new: Path, target: Path) -> None:
+    """Put the finished result set ``new`` where ``target`` is, by renames: at every moment
+    ``target`` is either the old set or the new one (or, between two renames, absent)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The raw tables of a convergence result set: results, curves and run.json (no checks;
+    :func:`load` is the checked reader)."""
+    results = pd.read_csv(folder / "results.csv", keep_default_na=True)
+    curves = pd.read_csv(folder / "curves.csv")
+    meta = json.loads((folder / "run.json").read_text())
+    return results, curves, meta
+
 
 KNOWN_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 PYTEST_BENCHMARK_KEYS = ["group", "name", "params"]
-
-
-def warmup_epochs(epochs: int) -> int:
-    """Epochs left out of throughput: the same rule as :func:`benchkit.runner.warmup_epochs`
-    (repeated here so reading a result set does not import torch; a test keeps them equal)."""
-    return min(10, max(1, epochs // 10))
 
 
 @dataclass

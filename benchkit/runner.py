@@ -1,97 +1,230 @@
-"""The runner: turns one :class:`~benchkit.suite.Case` into one measured
-:class:`~benchkit.results.RunResult`.
+"""The run stage: a suite's cases in, a result set out.
 
-A case that cannot run here (device absent, precision unsupported) is ``skipped`` with the
-reason; a non-finite loss is ``diverged`` at its epoch; any exception, whether the plugin's
-or torch's, is ``error`` with its message, and the suite goes on with the next case.
+:func:`run_suite` takes the cases of a parsed suite and a
+:class:`~benchkit.resultset.ResultSetWriter`, runs every case through an executor
+(:class:`SerialExecutor`: one after another in this process), hands each finished run to the
+writer, and, for suites with claims, answers them. A throughput suite's cases run as
+pytest-benchmark tests (:mod:`benchkit.throughput`), a memory suite's in fresh processes
+(:mod:`benchkit.memory`); the writer is the same.
+
+:func:`run_case` turns one :class:`~benchkit.suite.Case` into one measured
+:class:`~benchkit.run_result.RunResult`. A case that cannot run here (device absent, precision
+unsupported) is ``skipped`` with the reason; a non-finite loss is ``diverged`` at its epoch; any
+exception, whether the plugin's or torch's, is ``error`` with its message, and the suite goes on
+with the next case.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import pandas as pd
 import torch
 
+from benchkit.cases import DeviceCache, call_factory, call_plugin, prepare
 from benchkit.device import Device
-from benchkit.errors import BenchkitError, PluginError, describe_exception
+from benchkit.errors import describe_exception
 from benchkit.precision import Precision
 from benchkit.registry import Registry
-from benchkit.results import RunResult, summarise_curve
-from benchkit.suite import Case
+from benchkit.resultset import ResultSetWriter, criteria_frame, results_frame
+from benchkit.run_result import RunResult, summarise_curve, warmup_epochs
+from benchkit.suite import Case, Suite
 from benchkit.training import FiniteWatch, TraceRecorder, split_loss, train
-from benchkit.workload import Data, EvalContext
+from benchkit.workload import EvalContext
 
 ProgressFn = Callable[[int, float], None]
 
 
+class Progress(Protocol):
+    """What the run stage tells whoever shows progress (:class:`benchkit.progress.Progress`)."""
+
+    def start(self, index: int, case: Case) -> None:
+        """Case number ``index`` (from 1) starts."""
+
+    def epoch(self, epoch: int, loss: float) -> None:
+        """An epoch of the running case finished with this loss (may be NaN when unread)."""
+
+    def finish(self, result: RunResult) -> None:
+        """The running case finished."""
+
+
+class SerialExecutor:
+    """Runs the cases one after another in this process: the default executor."""
+
+    name = "serial"
+
+    def results(
+        self,
+        cases: Sequence[Case],
+        registry: Registry,
+        devices: DeviceCache,
+        progress: Progress | None = None,
+    ) -> Iterator[RunResult]:
+        """Yield each case's result as it finishes, in the cases' order."""
+        for index, case in enumerate(cases, 1):
+            if progress:
+                progress.start(index, case)
+            result = run_case(case, registry, devices, progress.epoch if progress else None)
+            if progress:
+                progress.finish(result)
+            yield result
+
+
 @dataclass
-class DeviceCache:
-    """Builds each device once per suite, and remembers what it said about itself."""
+class RunOptions:
+    """How ``benchkit run`` was asked to run a suite, beyond which cases."""
 
-    registry: Registry
-    devices: dict[str, Device] = field(default_factory=dict)
-
-    def get(self, name: str) -> Device:
-        """The device for a suite's device string (``cuda:1``)."""
-        if name not in self.devices:
-            base, _, index = name.partition(":")
-            device = call_factory(self.registry, "device", base, int(index) if index else None)
-            if device.unavailable_reason() is None:
-                # torch initialises itself lazily (its optimizers import 72 MB of modules on
-                # their first step); do it here so that no run's peak memory includes it
-                from benchkit.memory import warm_up
-
-                warm_up(device.torch_device)
-            self.devices[name] = device
-        return self.devices[name]
-
-    def environment(self) -> dict[str, dict[str, Any]]:
-        """Per device used: its display name and facts, for ``run.json``."""
-        env: dict[str, dict[str, Any]] = {}
-        for name, dev in self.devices.items():
-            reason = dev.unavailable_reason()
-            if reason:
-                env[name] = {"available": False, "reason": reason}
-            else:
-                env[name] = {"available": True, "name": dev.display_name(), **dev.environment()}
-        return env
+    threads: int | None = None
+    quiet: bool = False
+    #: throughput suites: seconds pytest-benchmark spends per benchmark
+    max_time: float = 0.5
+    #: a batch-size sweep replacing the suite's (``None`` in it: the recipe's own)
+    batch_sizes: list[int | None] | None = None
+    #: the command line's filters (models, datasets, precisions, devices, seeds)
+    filters: dict[str, Sequence[Any]] = field(default_factory=dict)
 
 
-def call_factory(registry: Registry, kind: str, name: str, *args: Any) -> Any:
-    """Call the factory a plugin registered as ``name`` (see :func:`call_plugin`)."""
-    return call_plugin(registry, kind, name, "", registry.get(kind, name).factory, *args)
+@dataclass
+class SuiteOutcome:
+    """What a suite run produced: the result table, and the per-suite tables beside it."""
+
+    suite: Suite
+    cases: list[Case]
+    frame: pd.DataFrame
+    seconds: float
+    results: list[RunResult] = field(default_factory=list)
+    claims: pd.DataFrame | None = None
+    crossover: pd.DataFrame | None = None
+
+    @property
+    def errored(self) -> bool:
+        """Whether any run ended in error (the command's exit code 1)."""
+        return bool((self.frame["status"] == "error").any()) if len(self.frame) else False
 
 
-def call_plugin(
-    registry: Registry, kind: str, name: str, role: str, fn: Callable[..., Any], *args: Any
-) -> Any:
-    """Call plugin code. A :class:`BenchkitError` keeps its message (it is meant for the
-    user); any other exception is a bug in the plugin, and the error names the plugin and the
-    package to report it to."""
+def suite_header(
+    suite: Suite, registry: Registry, devices: DeviceCache, argv: Sequence[str]
+) -> dict[str, Any]:
+    """What ``run.json`` records about a run of ``suite`` before it starts (the writer adds the
+    schema version and the state): the suite, its text and hash, the environment and plugins."""
+    from benchkit.environment import capture
+
+    return {
+        "kind": suite.kind,
+        "suite": {
+            "name": suite.name,
+            "path": str(suite.path),
+            "sha256": suite.sha256,
+            "description": suite.description,
+            "text": suite.text,
+        },
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": capture(suite.path, list(argv), devices.environment()),
+        "plugins": {
+            p.name: {"package": p.package, "version": p.version, "status": p.status}
+            for p in registry.plugins.values()
+        },
+    }
+
+
+def run_suite(
+    suite: Suite,
+    cases: Sequence[Case],
+    registry: Registry,
+    devices: DeviceCache,
+    writer: ResultSetWriter,
+    options: RunOptions | None = None,
+    progress: Progress | None = None,
+    executor: SerialExecutor | None = None,
+) -> SuiteOutcome:
+    """Run ``cases`` of ``suite`` and write them through ``writer``; return what was measured.
+
+    Ctrl-C (``KeyboardInterrupt``) closes the result set as interrupted, with every finished
+    run kept, and propagates.
+    """
+    options = options or RunOptions()
+    started = time.perf_counter()
+    if suite.kind == "throughput":
+        from benchkit.speedup import crossover_table
+        from benchkit.throughput import run_throughput
+
+        frame = _closing(
+            writer,
+            lambda: run_throughput(
+                suite,
+                writer,
+                options.filters,
+                options.batch_sizes or [],
+                options.threads,
+                options.quiet,
+                options.max_time,
+            ),
+        )
+        crossover = crossover_table(frame)
+        if len(crossover):
+            writer.write_table("crossover.csv", crossover)
+        return SuiteOutcome(
+            suite, list(cases), frame, time.perf_counter() - started, crossover=crossover
+        )
+    if suite.kind == "memory":
+        from benchkit.memory import run_memory
+
+        frame = _closing(
+            writer,
+            lambda: run_memory(cases, suite, writer, devices, options.threads, options.quiet),
+        )
+        return SuiteOutcome(suite, list(cases), frame, time.perf_counter() - started)
+    return _run_convergence(suite, cases, registry, devices, writer, progress, executor, started)
+
+
+def _closing(writer: ResultSetWriter, body: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    interrupted = False
     try:
-        return fn(*args)
-    except BenchkitError:
+        return body()
+    except KeyboardInterrupt:
+        interrupted = True
         raise
-    except Exception as exc:
-        plugin = registry.plugins[registry.get(kind, name).plugin]
-        where = f"{kind} {name!r} of plugin {plugin.describe()}" + (f", {role}" if role else "")
-        raise PluginError(f"{where}: {describe_exception(exc)}") from exc
+    finally:
+        writer.close(interrupted=interrupted)
 
 
-def warmup_epochs(epochs: int) -> int:
-    """Epochs left out of the throughput figure: a tenth of the run, 1 to 10 epochs."""
-    return min(10, max(1, epochs // 10))
+def _run_convergence(
+    suite: Suite,
+    cases: Sequence[Case],
+    registry: Registry,
+    devices: DeviceCache,
+    writer: ResultSetWriter,
+    progress: Progress | None,
+    executor: SerialExecutor | None,
+    started: float,
+) -> SuiteOutcome:
+    executor = executor or SerialExecutor()
+    claims: list[pd.DataFrame] = []
 
+    def loop() -> pd.DataFrame:
+        for result in executor.results(cases, registry, devices, progress):
+            writer.add(result)
+        frame = results_frame(writer.results)
+        if suite.claims:
+            from benchkit.claims import evaluate_claims
 
-def _to_device(data: Data, device: Device, precision: Precision) -> Data:
-    def move(t: torch.Tensor) -> torch.Tensor:
-        return precision.prepare_tensor(device.to_device(t))
+            claims.append(evaluate_claims(suite.claims, frame, criteria_frame(writer.results)))
+            writer.write_table("claims.csv", claims[0])
+        return frame
 
-    splits = {name: split.map(move) for name, split in data.splits().items()}
-    return Data(info=data.info, **splits)
+    frame = _closing(writer, loop)
+    return SuiteOutcome(
+        suite,
+        list(cases),
+        frame,
+        time.perf_counter() - started,
+        results=writer.results,
+        claims=claims[0] if claims else None,
+    )
 
 
 def run_case(
@@ -132,21 +265,6 @@ def run_case(
 def _skip(result: RunResult, reason: str) -> RunResult:
     result.status, result.status_detail = "skipped", reason
     return result
-
-
-def prepare(
-    case: Case, registry: Registry, device: Device, precision: Precision
-) -> tuple[torch.nn.Module, Data, int]:
-    """Build the case's data and model as the seed dictates, on the device, in the precision.
-    Returns the model, the data and the model's parameter count. Every way benchkit runs a
-    case (training, micro-benchmarks, memory probes) starts here."""
-    torch.manual_seed(case.seed)
-    host_data = call_factory(registry, "dataset", case.dataset, dict(case.options))
-    torch.manual_seed(case.seed)
-    model = call_factory(registry, "model", case.model, host_data, dict(case.model_options))
-    params = sum(p.numel() for p in model.parameters())
-    model = precision.prepare_model(model.to(device.torch_device))
-    return model, _to_device(host_data, device, precision), params
 
 
 def _measure(

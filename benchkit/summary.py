@@ -1,13 +1,21 @@
-"""The readable table printed at the end of a run: one line per workload, precision and
-device, with the seeds side by side."""
+"""The readable tables printed at the end of a run, one per kind of suite: convergence
+(:func:`summary_table`, one line per workload, precision and device with the seeds side by
+side, and :func:`trace_table`), throughput (:func:`throughput_summary`) and memory
+(:func:`memory_summary`). ``benchkit report`` puts the same tables in its page."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from benchkit.results import RESULT_COLUMNS, RunResult
+from benchkit.resultset import RESULT_COLUMNS
+from benchkit.run_result import RunResult
+
+if TYPE_CHECKING:
+    from benchkit.runner import SuiteOutcome
 
 _GROUP = ["model", "dataset", "precision", "device"]
 
@@ -92,4 +100,91 @@ def trace_table(result: RunResult, max_rows: int = 40) -> str:
     lines = [f"trace of {result.run_id}", shown.to_string(index=False, formatters=formatters)]
     if len(shown) < len(frame):
         lines.append(f"... {len(frame) - len(shown)} more epochs in trace.csv")
+    return "\n".join(lines)
+
+
+def throughput_summary(frame: pd.DataFrame) -> str:
+    """The readable table printed after a throughput run."""
+    if frame.empty:
+        return "no benchmarks"
+    ok = frame[frame["status"] == "ok"]
+    lines = []
+    if len(ok):
+        view = pd.DataFrame(
+            {
+                "model": ok["model"],
+                "dataset": ok["dataset"],
+                "kind": ok["kind"],
+                "precision": ok["precision"],
+                "device": ok["device"],
+                "batch": ok["batch_size"],
+                "median ms": (ok["step_median_seconds"] * 1e3).map(lambda v: f"{v:.3g}"),
+                "IQR ms": (ok["step_iqr_seconds"] * 1e3).map(lambda v: f"{v:.2g}"),
+                "samples/s": ok["samples_per_second"].map(lambda v: f"{v:.3g}"),
+                "GFLOP/s": (ok["achieved_flops_per_second"] / 1e9).map(lambda v: f"{v:.3g}"),
+                "of peak": ok["peak_fraction"].map(lambda v: f"{v:.2%}" if pd.notna(v) else "-"),
+            }
+        )
+        lines.append(view.to_string(index=False))
+    for _, row in frame[frame["status"] == "error"].iterrows():
+        lines.append(f"error: {row['run_id']}: {row['status_detail']}")
+    skipped = frame[frame["status"] == "skipped"]
+    for reason, group in skipped.groupby("status_detail", sort=False):
+        lines.append(f"skipped ({len(group)} benchmarks): {reason}")
+    return "\n".join(lines)
+
+
+def memory_summary(frame: pd.DataFrame) -> str:
+    """The readable table printed after a memory run."""
+    ok = frame[frame["status"] == "ok"]
+    lines = []
+    if len(ok):
+        view = ok.pivot_table(
+            index=["model", "dataset", "precision", "device", "batch_size"],
+            columns="kind",
+            values="peak_memory_bytes",
+            aggfunc="max",
+        )
+        lines.append(
+            (view / 2**20)
+            .round(2)
+            .rename(columns=lambda c: f"{c} MiB")
+            .reset_index()
+            .to_string(index=False)
+        )
+    for _, row in frame[frame["status"] == "error"].iterrows():
+        lines.append(f"error: {row['run_id']}: {row['status_detail']}")
+    for reason, group in frame[frame["status"] == "skipped"].groupby("status_detail", sort=False):
+        lines.append(f"skipped ({len(group)} measurements): {reason}")
+    return "\n".join(lines)
+
+
+def outcome_text(outcome: SuiteOutcome, out: Path) -> str:
+    """Everything ``benchkit run`` prints when a suite has finished: where the result set is,
+    the summary of its kind, the traces, claims and speed-ups."""
+    from benchkit.speedup import speedup_table
+
+    suite, frame = outcome.suite, outcome.frame
+    noun = "runs" if suite.kind == "convergence" else "measurements"
+    count = len(outcome.cases) if suite.kind == "convergence" else len(frame)
+    lines = [f"\nsuite {suite.name}: {count} {noun} in {outcome.seconds:.1f} s → {out}"]
+    if suite.kind == "memory":
+        lines.append(memory_summary(frame))
+    elif suite.kind == "throughput":
+        lines.append(throughput_summary(frame))
+        if outcome.crossover is not None and len(outcome.crossover):
+            lines += ["\nwhere each device overtakes the CPU (crossover.csv)"]
+            lines.append(outcome.crossover.to_string(index=False))
+        elif len(speedup_table(frame)):
+            lines += ["\nspeed-up against the CPU", speedup_table(frame).to_string(index=False)]
+    else:
+        lines.append(summary_table(frame))
+        first_seed = min((c.seed for c in outcome.cases), default=None)
+        for result in outcome.results:
+            if result.trace and result.seed == first_seed:
+                lines += ["", trace_table(result)]
+        if outcome.claims is not None:
+            from benchkit.claims import verdict_table
+
+            lines += ["\nclaims (claims.csv)", verdict_table(outcome.claims)]
     return "\n".join(lines)

@@ -27,10 +27,11 @@ import pytest
 import torch
 
 import benchkit
+from benchkit.cases import DeviceCache
 from benchkit.errors import PluginError
 from benchkit.registry import ENTRY_POINT_GROUP, PluginHost, PluginInfo, Registry, load_registry
-from benchkit.results import RunResult
-from benchkit.runner import DeviceCache, run_case
+from benchkit.run_result import RunResult
+from benchkit.runner import run_case
 from benchkit.suite import Case
 
 #: Built-in plugins every isolated registry gets, so that ``cpu`` and ``fp32`` exist.

@@ -213,10 +213,6 @@ class TrainOutcome:
     diverged_epoch: int | None = None
 
 
-def _accumulator_dtype(device: Device) -> torch.dtype:
-    return torch.float32 if device.torch_device.type == "mps" else torch.float64
-
-
 def _generator(device: Device, seed: int) -> torch.Generator:
     try:
         gen = torch.Generator(device=device.torch_device)
@@ -241,12 +237,12 @@ def split_loss(
         if len(split) <= batch:
             return make_loss(recipe)(model(*split.inputs), split.target).detach()
         total_fn = make_loss(recipe, reduction="sum")
-        total = torch.zeros((), dtype=torch.float64, device=device.torch_device)
+        total = torch.zeros((), dtype=device.accumulate_dtype, device=device.torch_device)
         terms = torch.zeros((), dtype=torch.int64, device=device.torch_device)
         for start in range(0, len(split), batch):
             inputs = tuple(t[start : start + batch] for t in split.inputs)
             target = split.target[start : start + batch]
-            total += total_fn(model(*inputs), target).double()
+            total += total_fn(model(*inputs), target).to(device.accumulate_dtype)
             terms += _loss_terms(recipe, target)
         return total / terms
 
@@ -276,7 +272,7 @@ def train(
     n = len(train_split)
     batch = min(recipe.batch_size or n, n)
     starts = range(0, n, batch)
-    acc_dtype = _accumulator_dtype(device)
+    acc_dtype = device.accumulate_dtype
     generator = _generator(device, seed) if recipe.shuffle and batch < n else None
 
     out = TrainOutcome()

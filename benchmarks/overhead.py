@@ -17,8 +17,9 @@ import time
 import torch
 from torch import nn
 
+from benchkit.cases import DeviceCache
 from benchkit.registry import load_registry
-from benchkit.runner import DeviceCache, run_case
+from benchkit.runner import run_case
 from benchkit.suite import Case
 
 

@@ -11,8 +11,7 @@ from typing import Any
 import torch
 
 import benchkit
-from benchkit import Device
-from benchkit.environment import cpu_name
+from benchkit import Device, cpu_name
 from benchkit.errors import BenchkitError
 
 _PROC_STATUS = "/proc/self/status"
@@ -150,6 +149,7 @@ class MpsDevice(Device):
 
     name = "mps"
     asynchronous = True
+    accumulate_dtype = torch.float32  # MPS has no float64
 
     def unavailable_reason(self) -> str | None:
         if not torch.backends.mps.is_built():

@@ -42,6 +42,11 @@ class AutocastPrecision(Precision):
         self._skipped: torch.Tensor | None = None
         self._steps = 0
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """Matrix products run in the autocast dtype."""
+        return self.autocast_dtype
+
     def unsupported_reason(self, device: Device) -> str | None:
         kind = device.torch_device.type
         if not torch.amp.is_autocast_available(kind):

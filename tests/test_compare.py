@@ -329,7 +329,7 @@ def test_every_rule_is_documented():
 
 def test_the_warm_up_rule_matches_the_runner():
     for epochs in range(0, 400):
-        assert resultset.warmup_epochs(epochs) == runner.warmup_epochs(epochs)
+        assert resultset.warmup_epochs(epochs) == runner.warmup_epochs(epochs)  # one rule
 
 
 # pytest-benchmark JSON: what `pytest --benchmark-json` writes (pytest-benchmark 5.x).

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
+from benchkit.cases import DeviceCache
 from benchkit.cli import main
 from benchkit.criteria import parse_criterion
 from benchkit.errors import SuiteError
 from benchkit.registry import load_registry
-from benchkit.runner import DeviceCache, run_case
+from benchkit.runner import run_case
 from benchkit.suite import Case, parse_suite
 from benchkit.testing import run_quick
 

@@ -7,11 +7,11 @@ import json
 
 import pandas as pd
 
-from benchkit.results import (
+from benchkit.resultset import (
     CURVE_COLUMNS,
     RESULT_COLUMNS,
     SCHEMA_VERSION,
-    ResultWriter,
+    ResultSetWriter,
     RunResult,
     read_results,
 )
@@ -36,7 +36,7 @@ def _result(seed: int, curve: list[float]) -> RunResult:
 
 
 def test_writer_persists_every_run_as_whole_files(tmp_path):
-    writer = ResultWriter(tmp_path, {"suite": {"name": "s"}}, curves_every_seconds=0)
+    writer = ResultSetWriter(tmp_path, {"suite": {"name": "s"}}, curves_every_seconds=0)
     writer.add(_result(0, [1.0, 0.5]))
     first = pd.read_csv(tmp_path / "results.csv")
     assert list(first["run_id"]) == ["m/d/fp32/cpu/seed0"]
@@ -53,7 +53,7 @@ def test_writer_persists_every_run_as_whole_files(tmp_path):
 
 
 def test_curves_join_results_on_run_id(tmp_path):
-    writer = ResultWriter(tmp_path, {})
+    writer = ResultSetWriter(tmp_path, {})
     writer.add(_result(0, [1.0, 0.5]))
     writer.close()
     results, curves, _ = read_results(tmp_path)
@@ -65,7 +65,7 @@ def test_curves_join_results_on_run_id(tmp_path):
 
 def test_floats_round_trip_exactly(tmp_path):
     value = 0.1 + 0.2  # not representable in few digits
-    writer = ResultWriter(tmp_path, {})
+    writer = ResultSetWriter(tmp_path, {})
     writer.add(_result(0, [value, 1e-300]))
     writer.close()
     _, curves, _ = read_results(tmp_path)
@@ -73,7 +73,7 @@ def test_floats_round_trip_exactly(tmp_path):
 
 
 def test_integer_columns_stay_integers_when_empty(tmp_path):
-    writer = ResultWriter(tmp_path, {})
+    writer = ResultSetWriter(tmp_path, {})
     row = _result(0, [1.0])
     row.converged_epoch = None
     writer.add(row)
@@ -86,7 +86,7 @@ def test_integer_columns_stay_integers_when_empty(tmp_path):
 
 
 def test_interrupted_set_is_marked(tmp_path):
-    writer = ResultWriter(tmp_path, {})
+    writer = ResultSetWriter(tmp_path, {})
     writer.add(_result(0, [1.0]))
     writer.close(interrupted=True)
     meta = json.loads((tmp_path / "run.json").read_text())

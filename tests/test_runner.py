@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from benchkit.results import first_epoch
-from benchkit.runner import warmup_epochs
+from benchkit.run_result import first_epoch, warmup_epochs
 from benchkit.testing import run_quick
 
 

@@ -2,13 +2,17 @@
 
 A throughput suite is a folder with a ``suite.toml`` and test files such as::
 
+    @pytest.mark.benchkit_kind("train_step")
     def test_train_step(benchmark, benchkit_case):
         benchmark(benchkit_case.train_step)
+
+Each test says what it times with the ``benchkit_kind`` mark (``train_step`` or
+``inference``): the kind is recorded as data, never guessed from the test's name.
 
 The ``benchkit_case`` fixture is parametrized with every case of the ``suite.toml`` beside the
 test file (narrowed by ``--benchkit-filter``), built through the registered plugins exactly as
 ``benchkit run`` builds a training run, moved to its device, and handed over as a
-:class:`~benchkit.prepared.PreparedCase` whose ``train_step``/``inference`` synchronise the
+:class:`~benchkit.cases.PreparedCase` whose ``train_step``/``inference`` synchronise the
 device before returning. pytest-benchmark does the calibration, warm-up, rounds and statistics.
 A case that cannot run here is skipped with its reason. Each benchmark's ``extra_info`` carries
 the case's key, the FLOPs of one call and the device's measured peak FLOP/s in that dtype.
@@ -57,8 +61,8 @@ class _State:
     """Per-session caches: the registry, built devices and measured peaks."""
 
     def __init__(self) -> None:
+        from benchkit.cases import DeviceCache
         from benchkit.registry import load_registry
-        from benchkit.runner import DeviceCache
 
         self.registry = load_registry()
         self.devices = DeviceCache(self.registry)
@@ -69,8 +73,15 @@ class _State:
 _STATE_KEY = pytest.StashKey[_State]()
 
 
+_KINDS = ("train_step", "inference")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Apply ``--benchkit-threads`` before anything runs."""
+    """Register the ``benchkit_kind`` mark; apply ``--benchkit-threads`` before anything runs."""
+    config.addinivalue_line(
+        "markers",
+        "benchkit_kind(kind): what a benchkit_case test times: train_step or inference",
+    )
     threads = config.getoption("benchkit_threads", None)
     if threads:
         import torch
@@ -131,12 +142,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def benchkit_case(request: pytest.FixtureRequest) -> Any:
     """The suite case of this test, prepared on its device (see the module docs)."""
-    from benchkit.prepared import CaseUnavailable, PreparedCase
+    from benchkit.cases import CaseUnavailable, PreparedCase
 
     state = _state(request.config)
     case = request.param
-    kind = "inference" if "inference" in request.node.originalname else "train_step"
-    record = {"run_id": case.run_id, "kind": kind}
+    kind = _kind(request.node)
+    record = {
+        "run_id": case.run_id,
+        "kind": kind,
+        **{k: getattr(case, k) for k in ("model", "dataset", "precision", "device", "seed")},
+        "variant": case.variant,
+    }
     try:
         prepared = PreparedCase.build(case, state.registry, state.devices)
         flops = prepared.flops(kind)  # also a first call: a case that cannot run fails here
@@ -147,7 +163,7 @@ def benchkit_case(request: pytest.FixtureRequest) -> Any:
         state.skips.append({**record, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         raise
     benchmark = request.getfixturevalue("benchmark")
-    dtype = prepared.matmul_dtype
+    dtype = prepared.precision.compute_dtype
     peak_key = (case.device, str(dtype))
     if peak_key not in state.peaks:
         from benchkit.flops import peak_matmul_flops
@@ -175,6 +191,17 @@ def benchkit_case(request: pytest.FixtureRequest) -> Any:
         }
     )
     return prepared
+
+
+def _kind(node: pytest.Item) -> str:
+    mark = node.get_closest_marker("benchkit_kind")
+    kind = mark.args[0] if mark and mark.args else None
+    if kind not in _KINDS:
+        raise pytest.UsageError(
+            f"{node.nodeid}: mark the test with @pytest.mark.benchkit_kind(KIND), KIND one of "
+            f"{', '.join(_KINDS)}, to say what it times"
+        )
+    return kind
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -1,0 +1,79 @@
+"""What one run measured (:class:`RunResult`), and the figures derived from its loss curve.
+
+This module imports neither torch nor pandas: the runner fills a :class:`RunResult`, and
+:mod:`benchkit.resultset` writes it and reads it back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunResult:
+    """Everything one run measured. ``curve``/``valid_curve``/``epoch_seconds`` hold one value
+    per epoch run; ``metrics`` holds the workload's quality metrics."""
+
+    run_id: str
+    model: str
+    dataset: str
+    precision: str
+    device: str
+    seed: int
+    variant: str = ""
+    device_name: str = ""
+    status: str = "ok"
+    status_detail: str = ""
+    diverged_epoch: int | None = None
+    nonfinite_loss: str = ""  # nan, inf or -inf for a diverged run
+    grads_nonfinite_epoch: int | None = None
+    params_nonfinite_epoch: int | None = None
+    epochs: int = 0
+    target_loss: float | None = None
+    final_loss: float | None = None
+    best_loss: float | None = None
+    converged_epoch: int | None = None
+    zero_loss_epoch: int | None = None
+    train_seconds: float | None = None
+    time_to_target_seconds: float | None = None
+    samples_per_second: float | None = None
+    peak_memory_bytes: int | None = None
+    params: int | None = None
+    train_samples: int | None = None
+    batch_size: int | None = None
+    optimizer: str = ""
+    lr: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)
+    valid_curve: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    criteria: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
+    trace: list[dict[str, float]] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+
+
+def first_epoch(curve: list[float], predicate: Callable[[float], bool]) -> int | None:
+    """Index of the first epoch whose loss satisfies ``predicate``, else ``None``."""
+    return next((i for i, v in enumerate(curve) if predicate(v)), None)
+
+
+def summarise_curve(result: RunResult) -> None:
+    """Fill the loss figures of ``result`` from its curve."""
+    curve = result.curve
+    result.epochs = len(curve)
+    if not curve:
+        return
+    finite = [v for v in curve if math.isfinite(v)]
+    result.final_loss = curve[-1]
+    result.best_loss = min(finite) if finite else None
+    result.zero_loss_epoch = first_epoch(curve, lambda v: v == 0.0)
+    if result.target_loss is not None:
+        target = result.target_loss
+        result.converged_epoch = first_epoch(curve, lambda v: v <= target)
+
+
+def warmup_epochs(epochs: int) -> int:
+    """Epochs left out of the throughput figure: a tenth of the run, 1 to 10 epochs."""
+    return min(10, max(1, epochs // 10))
