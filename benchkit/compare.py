@@ -12,7 +12,8 @@ listed. Each metric is judged by the rule :func:`rule_for` gives it (the table
   differ, within the rule's cross-environment tolerance, and the output says so;
 - ``noisy`` (throughput, wall time): per workload, seeds pooled. A regression only when the
   ratio of medians moves past the threshold *and* its bootstrap confidence interval excludes
-  1; gated only when the fingerprints match (timings from other hardware are reported);
+  1; gated only when the fingerprints match (timings from other hardware are reported) and
+  no run of the workload was timed on a shared host (``timings_shared``, ``--share-hosts``);
 - ``memory``: relative threshold, ignoring changes below an absolute floor (32 MiB on the
   CPU, whose figure is resident-set growth; 1 MiB elsewhere).
 
@@ -33,7 +34,13 @@ import numpy as np
 import pandas as pd
 
 from benchkit.errors import BenchkitError
-from benchkit.resultset import ResultSet, Summary, row_fingerprint, row_label
+from benchkit.resultset import (
+    PLACEMENT_COLUMNS,
+    ResultSet,
+    Summary,
+    row_fingerprint,
+    row_label,
+)
 from benchkit.stats import RatioInterval, bootstrap_ratio_of_medians, notch_ratio_ci
 
 MIB = 1024 * 1024
@@ -160,6 +167,7 @@ IGNORED = {
     "time_to_target_seconds",  # = converged_epoch x step time: both compared
     "rounds",
     "step_iqr_seconds",  # a spread, not a timing
+    *PLACEMENT_COLUMNS,  # where a run ran and its process's fingerprint (row_fingerprint)
 }
 
 
@@ -740,14 +748,28 @@ def _noisy_findings(
             if finding is None:
                 continue
             same_env = all(env_match[k] for k in keys)
-            finding.gated = same_env and _is_gated(rule, options)
+            shared = any(_shared(base_rows[k]) or _shared(new_rows[k]) for k in keys)
+            finding.gated = same_env and not shared and _is_gated(rule, options)
             if not same_env:
                 finding.note = "; ".join(
                     x for x in ("environments differ: not gated", finding.note) if x
                 )
+            elif shared:
+                finding.note = "; ".join(
+                    x for x in ("timed on a shared host: not gated", finding.note) if x
+                )
             finding.fails = _fails(finding.verdict, finding.gated, "noisy", options.strict)
             out.append(finding)
     return out
+
+
+def _shared(row: pd.Series) -> bool:
+    """Whether the row's timings were taken while other runs shared its host (an executor
+    with ``--share-hosts``): such timings are shown, never gated."""
+    value = row.get("timings_shared")
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value) if value is not None and not pd.isna(value) else False
 
 
 def _repeats(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from benchkit.version import API_VERSION, __version__
+
+if TYPE_CHECKING:
+    from benchkit.run_result import RunResult
 
 
 def git_commit(where: Path) -> dict[str, Any] | None:
@@ -72,3 +76,28 @@ def capture(
         "command": argv,
         "executable": Path(sys.executable).name,
     }
+
+
+def process_fingerprint() -> dict[str, Any]:
+    """What tells this process's timings and last bits apart from another's, as the
+    ``env_*`` columns of a row (see :func:`stamp_run`)."""
+    return {
+        "env_torch": torch.__version__,
+        "env_cpu": cpu_name(),
+        "env_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "env_torch_threads": torch.get_num_threads(),
+    }
+
+
+def stamp_run(
+    result: RunResult, worker: str = "", host_runs: int | None = 1, timings_shared: bool = False
+) -> RunResult:
+    """Record on ``result`` where it ran: this host, the worker (empty: the ``benchkit``
+    process itself), how many runs shared the host, and this process's fingerprint."""
+    result.worker = worker
+    result.worker_host = socket.gethostname()
+    result.host_runs = host_runs
+    result.timings_shared = timings_shared
+    for key, value in process_fingerprint().items():
+        setattr(result, key, value)
+    return result

@@ -41,6 +41,25 @@ from benchkit.run_result import RunResult, warmup_epochs
 SCHEMA_VERSION = 1
 
 KEY_COLUMNS = ["model", "dataset", "precision", "device", "seed", "variant"]
+#: Where a run ran and the fingerprint of the process that ran it (benchkit.executors): labels
+#: for compare, never metrics. ``env_*`` override run.json's environment for their row.
+PLACEMENT_COLUMNS = [
+    "worker",
+    "worker_host",
+    "host_runs",
+    "timings_shared",
+    "env_torch",
+    "env_cpu",
+    "env_cpu_capability",
+    "env_torch_threads",
+]
+#: ``env_*`` column → the run.json environment key it stands for in a row's fingerprint.
+ROW_ENVIRONMENT_COLUMNS = {
+    "env_torch": "torch",
+    "env_cpu": "cpu",
+    "env_cpu_capability": "cpu_capability",
+    "env_torch_threads": "torch_threads",
+}
 RESULT_COLUMNS = [
     "run_id",
     "model",
@@ -71,6 +90,7 @@ RESULT_COLUMNS = [
     "batch_size",
     "optimizer",
     "lr",
+    *PLACEMENT_COLUMNS,
 ]
 CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds"]
 #: The leading columns of every per-case measurement table (throughput, memory).
@@ -111,6 +131,8 @@ _NULLABLE_INT = [
     "train_samples",
     "batch_size",
     "epochs",
+    "host_runs",
+    "env_torch_threads",
 ]
 
 
@@ -449,8 +471,16 @@ def row_label(row: pd.Series, key_columns: list[str]) -> str:
 
 def row_fingerprint(result_set: ResultSet, row: pd.Series) -> dict[str, str]:
     """What must match for two runs' timings and last bits to be comparable: the torch
-    build, the CPU and its vector capability, torch's thread count, and the row's device."""
+    build, the CPU and its vector capability, torch's thread count, and the row's device.
+    A row's own ``env_*`` columns (the process that ran it, e.g. a Dask worker) win over the
+    result set's ``run.json``; where they are empty, ``run.json``'s values stand."""
     fp = dict(result_set.environment)
+    for column, key in ROW_ENVIRONMENT_COLUMNS.items():
+        value = row.get(column)
+        if value is None or value == "" or pd.isna(value):
+            continue
+        text = str(value)
+        fp[key] = text.removesuffix(".0") if key == "torch_threads" else text
     name = row.get("device_name")
     if isinstance(name, str) and name:
         fp["device_name"] = name

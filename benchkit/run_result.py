@@ -45,6 +45,18 @@ class RunResult:
     batch_size: int | None = None
     optimizer: str = ""
     lr: float | None = None
+    # Where the run ran (see benchkit.executors): the worker and its host, how many runs of
+    # the suite were running on that host while this one ran (itself included; 1 = alone),
+    # whether its timings were taken on a shared host, and the fingerprint of the process
+    # that ran it (torch build, CPU, its vector capability, torch's threads).
+    worker: str = ""
+    worker_host: str = ""
+    host_runs: int | None = None
+    timings_shared: bool = False
+    env_torch: str = ""
+    env_cpu: str = ""
+    env_cpu_capability: str = ""
+    env_torch_threads: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     curve: list[float] = field(default_factory=list)
     valid_curve: list[float] = field(default_factory=list)

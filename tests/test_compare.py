@@ -144,7 +144,8 @@ def test_other_environments_compare_with_a_tolerance_and_say_so(steady_set, tmp_
         meta["environment"]["cpu_capability"] = "AVX2"
 
     def last_bits(frame):
-        frame["device_name"] = "AMD EPYC 7B13"
+        frame["device_name"] = frame["env_cpu"] = "AMD EPYC 7B13"
+        frame["env_cpu_capability"] = "AVX2"  # each row says what ran it
         frame["final_loss"] *= 1 + 1e-7
 
     edit_meta(new, other_machine)
