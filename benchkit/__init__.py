@@ -4,7 +4,8 @@ Everything a plugin author needs is importable from here: :data:`hookimpl` to ma
 functions; the types plugins register or receive (:class:`Recipe`, :class:`Data`,
 :class:`Split`, :class:`EvalContext`, :class:`Precision`, :class:`Device`); the error to raise
 for a mistake the user can fix (:class:`BenchkitError`); :func:`cpu_name` for device plugins;
-and :data:`API_VERSION`. ``benchkit.errors`` and ``benchkit.testing`` are public too.
+and :data:`API_VERSION`. ``benchkit.errors``, ``benchkit.testing`` and ``benchkit.executors`` (for
+executor plugins) are public too.
 """
 
 import pluggy

@@ -13,9 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import benchkit
 from benchkit.errors import BenchkitError
+
+if TYPE_CHECKING:
+    from benchkit.registry import Registry
+    from benchkit.runner import Executor
+    from benchkit.suite import Suite
 
 EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--strict-plugins", action="store_true", help="fail if any plugin failed to load"
     )
+    _add_executor_arguments(run)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and what they registered")
     plugins.add_argument(
@@ -77,6 +84,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(sub)
     _add_baseline_parser(sub)
     return parser
+
+
+def _add_executor_arguments(run: argparse.ArgumentParser) -> None:
+    """How the runs are carried out (docs/scaling-out.md). Each flag sets the executor option
+    of the same name; an executor that does not take it refuses it."""
+    group = run.add_argument_group("executors (docs/scaling-out.md)")
+    group.add_argument(
+        "--executor",
+        default="serial",
+        help="serial (default: one run after another here), dask (a Dask cluster), or one "
+        "a plugin registers",
+    )
+    group.add_argument(
+        "--workers", type=int, help="dask: start a local cluster of N single-threaded workers"
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask: use the cluster of this scheduler (tcp://HOST:PORT; default: "
+        "$BENCHKIT_SCHEDULER)",
+    )
+    group.add_argument(
+        "--share-hosts",
+        action="store_true",
+        default=None,
+        help="dask: let runs share a host (faster; their timings are marked shared and never gate)",
+    )
+    group.add_argument(
+        "--retries", type=int, help="dask: run a run whose worker died again, up to N times"
+    )
+    group.add_argument(
+        "--executor-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set another option of the executor (a TOML value: 2, 0.5, true, 'text'); repeatable",
+    )
+    group.add_argument(
+        "--gpu-workers",
+        type=int,
+        help="dask, --workers: how many of them get the GPU=1 resource (default: 1 where "
+        "CUDA is present, else 0)",
+    )
+
+
+_EXECUTOR_OPTIONS = ("workers", "scheduler", "share_hosts", "retries", "gpu_workers")
 
 
 def _add_new_plugin_parser(sub: argparse._SubParsersAction) -> None:
@@ -205,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.cases import DeviceCache
+    from benchkit.executors import executor_session
     from benchkit.progress import Progress
     from benchkit.registry import load_registry
     from benchkit.resultset import ResultSetWriter, new_result_folder
@@ -232,28 +286,72 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     }
     cases = filter_cases(suite.cases, **filters)
     out = new_result_folder(args.out, suite.name)
+    executor = _executor(args, registry, suite, sizes)
     devices = DeviceCache(registry)
     for name in dict.fromkeys(c.device for c in cases):
         # a broken device plugin is not fatal: each of its runs records the error
         with contextlib.suppress(BenchkitError):
             devices.get(name)
-    writer = ResultSetWriter(out, suite_header(suite, registry, devices, argv))
-    options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters)
-    try:
-        outcome = run_suite(
-            suite,
-            cases,
-            registry,
-            devices,
-            writer,
-            options,
-            progress=Progress(len(cases), quiet=args.quiet),
-        )
-    except KeyboardInterrupt:
-        print(f"benchkit: kept {writer.runs} finished runs in {out}", file=sys.stderr)
-        raise
+    with executor_session(executor):  # a cluster starts (and its workers are checked) here
+        header = suite_header(suite, registry, devices, argv)
+        if hasattr(executor, "describe"):
+            header["executor"] = executor.describe()
+        writer = ResultSetWriter(out, header)
+        options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters)
+        try:
+            outcome = run_suite(
+                suite,
+                cases,
+                registry,
+                devices,
+                writer,
+                options,
+                progress=Progress(len(cases), quiet=args.quiet),
+                executor=executor,
+            )
+        except KeyboardInterrupt:
+            print(f"benchkit: kept {writer.runs} finished runs in {out}", file=sys.stderr)
+            raise
     print(outcome_text(outcome, out))
     return EXIT_RUN_ERROR if outcome.errored else EXIT_OK
+
+
+def _executor(
+    args: argparse.Namespace, registry: Registry, suite: Suite, sizes: list[int | None] | None
+) -> Executor:
+    """The executor ``--executor`` names, with the options its flags set."""
+    from benchkit.executors import ExecutorContext, build_executor
+
+    options = _option_values(args.executor_option)
+    options.update(
+        (key, getattr(args, key)) for key in _EXECUTOR_OPTIONS if getattr(args, key) is not None
+    )
+    if args.executor != "serial" and suite.kind != "convergence":
+        raise BenchkitError(
+            f"--executor {args.executor} runs convergence suites; {suite.name} is a "
+            f"{suite.kind} suite, whose measurements need the machine to themselves: run it "
+            "without --executor"
+        )
+    context = ExecutorContext(suite, args.threads, sizes, args.quiet)
+    return build_executor(registry, args.executor, options, context)
+
+
+def _option_values(items: Sequence[str]) -> dict[str, object]:
+    """``["seed=3", "label='x'"]`` → ``{"seed": 3, "label": "x"}``: each value read as TOML,
+    a bare word as text."""
+    import tomllib
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key.isidentifier():
+            raise BenchkitError(f"--executor-option {item!r}: write KEY=VALUE, e.g. retries=1")
+        try:
+            options[key] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = text.strip()
+    return options
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -99,3 +99,31 @@ def benchkit_register_models(register: RegisterFn) -> None:
 
     :param register: the registration callable described above.
     """
+
+
+# --- how runs are carried out -----------------------------------------------------------------
+
+
+@hookspec
+def benchkit_register_executors(register: RegisterFn) -> None:
+    """Register executors: ways ``benchkit run --executor NAME`` carries out a suite's runs
+    (``serial``, the default, and ``dask`` are built in).
+
+    Call ``register(name, factory, *, options=None, description="")`` per executor, where
+    ``factory(options: dict, context: benchkit.executors.ExecutorContext)`` returns an object
+    with a ``name`` and ``results(cases, registry, devices, progress)`` that runs the cases and
+    yields each one's :class:`~benchkit.run_result.RunResult` as it finishes, in any order;
+    benchkit writes each to the result set as it arrives. ``options`` are the defaults of
+    every option the executor takes; ``benchkit run`` sets them from its flags (``--workers``
+    sets ``workers``) and refuses a flag the chosen executor does not take. An executor that
+    holds resources (a cluster) may also be a context manager: benchkit enters it before the
+    result set is created and leaves it after the suite, Ctrl-C included. Ship cases to other
+    processes as data (:func:`benchkit.executors.task_spec` and
+    :func:`benchkit.executors.run_task`), never as pickled code.
+
+    The factory may raise ``benchkit.errors.BenchkitError`` for a problem the user can fix (a
+    missing optional dependency, an unreachable cluster): the command stops with exit 2 and
+    that message.
+
+    :param register: the registration callable described above.
+    """

@@ -27,6 +27,7 @@ import torch
 
 from benchkit.cases import DeviceCache, call_factory, call_plugin, prepare
 from benchkit.device import Device
+from benchkit.environment import stamp_run
 from benchkit.errors import describe_exception
 from benchkit.precision import Precision
 from benchkit.registry import Registry
@@ -52,6 +53,22 @@ class Progress(Protocol):
         """The running case finished."""
 
 
+class Executor(Protocol):
+    """How a suite's cases are run (registered through ``benchkit_register_executors``; the
+    API for writing one is :mod:`benchkit.executors`)."""
+
+    name: str
+
+    def results(
+        self,
+        cases: Sequence[Case],
+        registry: Registry,
+        devices: DeviceCache,
+        progress: Progress | None = None,
+    ) -> Iterator[RunResult]:
+        """Run ``cases`` and yield each one's result as it finishes, in any order."""
+
+
 class SerialExecutor:
     """Runs the cases one after another in this process: the default executor."""
 
@@ -69,6 +86,7 @@ class SerialExecutor:
             if progress:
                 progress.start(index, case)
             result = run_case(case, registry, devices, progress.epoch if progress else None)
+            stamp_run(result)  # this process, alone on its host as far as the suite goes
             if progress:
                 progress.finish(result)
             yield result
@@ -139,7 +157,7 @@ def run_suite(
     writer: ResultSetWriter,
     options: RunOptions | None = None,
     progress: Progress | None = None,
-    executor: SerialExecutor | None = None,
+    executor: Executor | None = None,
 ) -> SuiteOutcome:
     """Run ``cases`` of ``suite`` and write them through ``writer``; return what was measured.
 
@@ -199,7 +217,7 @@ def _run_convergence(
     devices: DeviceCache,
     writer: ResultSetWriter,
     progress: Progress | None,
-    executor: SerialExecutor | None,
+    executor: Executor | None,
     started: float,
 ) -> SuiteOutcome:
     executor = executor or SerialExecutor()
@@ -231,19 +249,7 @@ def run_case(
     case: Case, registry: Registry, devices: DeviceCache, on_progress: ProgressFn | None = None
 ) -> RunResult:
     """Run one case and measure it; never raises for a problem with the case itself."""
-    result = RunResult(
-        run_id=case.run_id,
-        model=case.model,
-        dataset=case.dataset,
-        precision=case.precision,
-        device=case.device,
-        seed=case.seed,
-        variant=case.variant,
-        target_loss=case.target_loss,
-        optimizer=case.recipe.optimizer,
-        lr=case.recipe.lr,
-        batch_size=case.recipe.batch_size,
-    )
+    result = case_result(case)
     try:
         device = devices.get(case.device)
         reason = device.unavailable_reason()
@@ -260,6 +266,23 @@ def run_case(
     except Exception as exc:
         result.status, result.status_detail = "error", describe_exception(exc)
     return result
+
+
+def case_result(case: Case) -> RunResult:
+    """The row of ``case`` before anything is measured: its key and its recipe's setup."""
+    return RunResult(
+        run_id=case.run_id,
+        model=case.model,
+        dataset=case.dataset,
+        precision=case.precision,
+        device=case.device,
+        seed=case.seed,
+        variant=case.variant,
+        target_loss=case.target_loss,
+        optimizer=case.recipe.optimizer,
+        lr=case.recipe.lr,
+        batch_size=case.recipe.batch_size,
+    )
 
 
 def _skip(result: RunResult, reason: str) -> RunResult:

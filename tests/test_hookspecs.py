@@ -30,6 +30,7 @@ def test_there_is_a_hook_per_kind():
     assert sorted(HOOKS) == [
         "benchkit_register_datasets",
         "benchkit_register_devices",
+        "benchkit_register_executors",
         "benchkit_register_models",
         "benchkit_register_precisions",
     ]

@@ -160,6 +160,24 @@ def test_the_models_example_trains_on_the_built_in_line_with_its_metrics():
     assert len(result.series["test_residuals"]) == 10  # line's 10 test points
 
 
+def test_the_executors_example_runs_a_suite_in_its_own_order(tmp_path):
+    from benchkit.cases import DeviceCache
+    from benchkit.executors import ExecutorContext, build_executor
+
+    plugin = example_plugin("benchkit_register_executors")
+    registry = isolated_registry(plugin, "single_neuron")
+    suite_file = tmp_path / "suite.toml"
+    suite_file.write_text(
+        '[matrix]\ndevices = ["cpu"]\nprecisions = ["fp32"]\nseeds = [0, 1, 2, 3]\n'
+        '[[cases]]\nmodel = "single_neuron"\ndataset = "line"\nrecipe = { epochs = 2 }\n'
+    )
+    suite = parse_suite(suite_file, registry)
+    executor = build_executor(registry, "shuffled", {"seed": 3}, ExecutorContext(suite))
+    ran = [r.run_id for r in executor.results(suite.cases, registry, DeviceCache(registry))]
+    assert sorted(ran) == sorted(c.run_id for c in suite.cases)
+    assert ran != [c.run_id for c in suite.cases]  # seed 3 reorders these four
+
+
 # --- the tutorial is the example package -------------------------------------------------------
 
 
