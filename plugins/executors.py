@@ -30,6 +30,7 @@ import logging
 import os
 import queue
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ benchkit_api = "1.0"
 
 INSTALL_HINT = "pip install 'benchkit[dask]'"
 SCHEDULER_ENV = "BENCHKIT_SCHEDULER"
+#: what run.json's executor entry says about each worker
+_DESCRIBED = ("name", "host", "nthreads", "resources", "torch", "python", "cpu", "gpus")
 #: seconds between looks at the cluster (finished runs wake the loop at once)
 TICK = 0.25
 
@@ -173,6 +176,16 @@ class DaskExecutor:
         self._excluded: dict[str, str] = {}  # address -> why its runs go elsewhere
         self._here: dict[str, Any] = {}
         self._inflight: dict[str, _Task] = {}
+        self._started = False
+        # A local cluster starts in the background from here on: its worker processes
+        # import torch while benchkit prepares the suite; start() waits for it.
+        self._launch: threading.Thread | None = None
+        self._launch_error: BaseException | None = None
+        if not self.scheduler:
+            self._launch = threading.Thread(
+                target=self._launch_local, name="benchkit-dask-start", daemon=True
+            )
+            self._launch.start()
 
     # --- the cluster ---------------------------------------------------------------------
 
@@ -184,19 +197,23 @@ class DaskExecutor:
         self.close()
 
     def start(self) -> None:
-        """Connect to the scheduler, or start the local cluster; check every worker."""
-        if self.client is not None:
+        """Connect to the scheduler, or wait for the local cluster; check every worker."""
+        if self._started:
             return
         try:
-            if self.scheduler:
+            if self._launch is not None:
+                self._launch.join()
+                self._launch = None
+                if self._launch_error is not None:
+                    raise self._launch_error
+            elif self.client is None:
                 self._connect()
-            else:
-                self._start_local()
             self._here = worker_facts()
-            self._check_workers(refuse=True)
+            self._check_workers(self._live(), refuse=True)
         except BaseException:
             self.close()
             raise
+        self._started = True
         if not self.context.quiet:
             print(f"benchkit: {self._summary()}", file=sys.stderr)
 
@@ -220,6 +237,12 @@ class DaskExecutor:
                 f"{self.connect_timeout:g} s; start some with "
                 f"`dask worker {self.scheduler} --nthreads 1`"
             ) from None
+
+    def _launch_local(self) -> None:
+        try:
+            self._start_local()
+        except BaseException as exc:  # start() raises it in the caller's thread
+            self._launch_error = exc
 
     def _start_local(self) -> None:
         import dask
@@ -256,10 +279,20 @@ class DaskExecutor:
             if gpus:
                 self.cluster.sync(self.cluster._correct_state)
         self.client = distributed.Client(self.cluster, set_as_default=False)
-        self.client.wait_for_workers(total, timeout=max(120.0, self.connect_timeout))
+        timeout = max(120.0, self.connect_timeout)
+        try:
+            self.client.wait_for_workers(total, timeout=timeout)
+        except TimeoutError:
+            raise BenchkitError(
+                f"the local Dask cluster did not start {total} workers within {timeout:g} s"
+            ) from None
 
     def close(self) -> None:
         """Cancel what is still queued or running; close the client and the local cluster."""
+        if self._launch is not None:  # never started: let the launch finish, then close it
+            self._launch.join()
+            self._launch = None
+        self._started = False
         client, cluster = self.client, self.cluster
         self.client = self.cluster = None
         if client is not None:
@@ -283,10 +316,7 @@ class DaskExecutor:
             "share_hosts": self.share_hosts,
             "retries": self.retries,
             "workers": {
-                address: {
-                    k: facts.get(k) for k in ("name", "host", "nthreads", "resources", "torch")
-                }
-                | {"cpu": facts.get("cpu"), "gpus": facts.get("gpus")}
+                address: {key: facts.get(key) for key in _DESCRIBED}
                 for address, facts in sorted(self._facts.items())
             },
         }
@@ -323,11 +353,10 @@ class DaskExecutor:
             )
         return out
 
-    def _check_workers(self, refuse: bool) -> list[str]:
+    def _check_workers(self, live: dict[str, _Worker], refuse: bool) -> list[str]:
         """Ask every worker not seen before what it runs with. At the start (``refuse``) any
         difference stops the command with a table; later ones leave the worker out and return
         a warning each."""
-        live = self._live()
         new = [a for a in live if a not in self._facts and a not in self._excluded]
         if not new:
             return []
@@ -383,12 +412,13 @@ class DaskExecutor:
         completed = False
         try:
             while waiting or inflight:
-                for warning in self._check_workers(refuse=False):
+                live = self._live()
+                for warning in self._check_workers(live, refuse=False):
                     if not self.context.quiet:
                         print(f"benchkit: warning: {warning}", file=sys.stderr)
-                live = {a: w for a, w in self._live().items() if a not in self._excluded}
-                yield from run.reap(live, waiting)
-                yield from run.place(live, waiting)
+                yield from run.reap(live, waiting)  # a left-out worker is not a lost one
+                usable = {a: w for a, w in live.items() if a not in self._excluded}
+                yield from run.place(usable, waiting)
                 if not inflight:
                     continue
                 with contextlib.suppress(TimeoutError), self.client.as_current():
