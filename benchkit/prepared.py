@@ -17,10 +17,10 @@ from torch import nn
 from benchkit.device import Device
 from benchkit.flops import FlopCount, step_flops
 from benchkit.precision import Precision
+from benchkit.recipe_parts import RecipeParts, resolve_recipe
 from benchkit.registry import Registry
 from benchkit.runner import DeviceCache, call_factory, prepare
 from benchkit.suite import Case
-from benchkit.training import make_loss, make_optimizer
 from benchkit.workload import Split
 
 KINDS = ("train_step", "inference")
@@ -42,6 +42,7 @@ class PreparedCase:
     batch_size: int
     params: int
     optimizer: torch.optim.Optimizer
+    parts: RecipeParts
 
     @classmethod
     def build(cls, case: Case, registry: Registry, devices: DeviceCache) -> PreparedCase:
@@ -62,13 +63,13 @@ class PreparedCase:
         size = case.recipe.batch_size or n
         index = torch.arange(size, device=device.torch_device) % n
         batch = Split(tuple(t[index] for t in data.train.inputs), data.train.target[index])
-        optimizer = make_optimizer(case.recipe, model.parameters())
-        return cls(case, device, precision, model, batch, size, params, optimizer)
+        parts = resolve_recipe(case.recipe, registry)
+        optimizer = parts.make_optimizer(model.parameters())
+        return cls(case, device, precision, model, batch, size, params, optimizer, parts)
 
     def _loss(self) -> torch.Tensor:
-        loss_fn = make_loss(self.case.recipe)
         with self.precision.autocast(self.device):
-            return loss_fn(self.model(*self.batch.inputs), self.batch.target)
+            return self.parts.loss(self.model(*self.batch.inputs), self.batch.target)
 
     def train_step(self) -> None:
         """One forward pass, backward pass and optimizer step on the batch; waits for the

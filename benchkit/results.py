@@ -3,8 +3,9 @@
 A result set is a folder with three files, the contract other tools and CI read:
 
 - ``results.csv``: one row per run (:data:`RESULT_COLUMNS`, then each workload's own metrics);
-- ``curves.csv``: one row per run and epoch (``run_id, epoch, loss, valid_loss, seconds``)
-  with the run's key columns, joinable to ``results.csv`` on ``run_id``;
+- ``curves.csv``: one row per run and epoch (``run_id, epoch, loss, valid_loss, seconds,
+  lr``) with the run's key columns, joinable to ``results.csv`` on ``run_id``; ``lr`` is the
+  epoch's learning rate when the recipe has a schedule, empty otherwise;
 - ``run.json``: the schema version, the suite, and the environment.
 
 Every write goes to a temporary file that is renamed into place, so a crash or Ctrl-C leaves
@@ -59,7 +60,8 @@ RESULT_COLUMNS = [
     "optimizer",
     "lr",
 ]
-CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds"]
+# lr: the epoch's learning rate, written when the recipe has a schedule (empty otherwise)
+CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds", "lr"]
 # Integer-valued columns that may be empty: written without a trailing ".0".
 _NULLABLE_INT = [
     "diverged_epoch",
@@ -113,6 +115,7 @@ class RunResult:
     curve: list[float] = field(default_factory=list)
     valid_curve: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    lr_curve: list[float] = field(default_factory=list)  # per epoch, with a schedule only
     criteria: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
     trace: list[dict[str, float]] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)
@@ -140,6 +143,7 @@ class RunResult:
                     "seconds": self.epoch_seconds[epoch]
                     if epoch < len(self.epoch_seconds)
                     else None,
+                    "lr": self.lr_curve[epoch] if epoch < len(self.lr_curve) else None,
                 }
             )
         return rows

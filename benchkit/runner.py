@@ -18,6 +18,7 @@ import torch
 from benchkit.device import Device
 from benchkit.errors import BenchkitError, PluginError, describe_exception
 from benchkit.precision import Precision
+from benchkit.recipe_parts import resolve_recipe
 from benchkit.registry import Registry
 from benchkit.results import RunResult, summarise_curve
 from benchkit.suite import Case
@@ -158,6 +159,7 @@ def _measure(
     on_progress: ProgressFn | None,
 ) -> None:
     model_reg = registry.get("model", case.model)
+    parts = resolve_recipe(case.recipe, registry)
     device.reset_peak_memory()
     model, data, result.params = prepare(case, registry, device, precision)
     result.train_samples = len(data.train)
@@ -165,7 +167,7 @@ def _measure(
     outcome = train(
         model,
         data,
-        case.recipe,
+        parts,
         precision,
         device,
         case.seed,
@@ -175,6 +177,7 @@ def _measure(
 
     result.curve = outcome.losses
     result.valid_curve = outcome.valid_losses
+    result.lr_curve = outcome.lrs
     result.epoch_seconds = seconds = outcome.epoch_end_seconds
     summarise_curve(result)
     if seconds:
@@ -200,7 +203,7 @@ def _measure(
     else:
         model.eval()
         if data.test is not None:
-            test_loss = split_loss(model, data.test, case.recipe, precision, device)
+            test_loss = split_loss(model, data.test, parts, precision, device)
             result.metrics["test_loss"] = float(test_loss)
         if result.valid_curve:
             result.metrics["valid_loss"] = result.valid_curve[-1]
@@ -251,7 +254,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
         train(
             model,
             data,
-            case.recipe,
+            resolve_recipe(case.recipe, registry),
             precision,
             device,
             case.seed,
