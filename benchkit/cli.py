@@ -73,11 +73,28 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument(
         "--strict-plugins", action="store_true", help="exit 2 if any plugin failed to load"
     )
+    _add_show_parsers(plugins, sub)
     _add_new_plugin_parser(sub)
     _add_compare_parser(sub)
     _add_report_parser(sub)
     _add_baseline_parser(sub)
     return parser
+
+
+def _add_show_parsers(plugins: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
+    plugins.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also each registration's description, options, recipes and metrics",
+    )
+    show = sub.add_parser(
+        "show",
+        help="what a model, dataset, loss, optimizer, schedule, precision or device is",
+        description="Print the plugin that registered NAME, its description, its options with "
+        "their defaults, the recipe per pairing and the declared metrics.",
+    )
+    show.add_argument("name", metavar="NAME", help="a registered name, e.g. single_neuron")
 
 
 def _add_new_plugin_parser(sub: argparse._SubParsersAction) -> None:
@@ -190,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "baseline":
             return _baseline(args)
+        if args.command == "show":
+            return _show(args)
         return _plugins(args)
     except BenchkitError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
@@ -225,6 +244,7 @@ def _check_out(out: Path) -> None:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.environment import capture
+    from benchkit.metric import declared_metrics
     from benchkit.registry import load_registry
     from benchkit.runner import DeviceCache
     from benchkit.suite import filter_cases, parse_batch_sizes, parse_seeds, parse_suite
@@ -270,6 +290,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             p.name: {"package": p.package, "version": p.version, "status": p.status}
             for p in registry.plugins.values()
         },
+        # what the models' metrics mean, for compare (benchkit/metric.py)
+        "metrics": declared_metrics(registry, [c.model for c in cases]),
     }
     started = time.perf_counter()
     if suite.kind == "throughput":
@@ -366,17 +388,20 @@ def _run_memory(args, suite, cases, out, meta, registry):
 
 def _plugins(args: argparse.Namespace) -> int:
     from benchkit.registry import load_registry
+    from benchkit.show import plugins_listing
 
     registry = load_registry()
-    for info in sorted(registry.plugins.values(), key=lambda p: p.name):
-        where = " ".join(x for x in (info.package, info.version) if x)
-        print(f"{info.name}  [{info.status}]  {where}  ({info.module})")
-        for kind, names in sorted(info.registered.items()):
-            print(f"    {kind}s: {', '.join(names)}")
-        if info.error:
-            print(f"    error: {info.error}")
+    print(plugins_listing(registry, verbose=args.verbose))
     if args.strict_plugins:
         registry.check_strict()  # raises: the caller turns it into exit 2
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from benchkit.registry import load_registry
+    from benchkit.show import show
+
+    sys.stdout.write(show(load_registry(), args.name))
     return EXIT_OK
 
 

@@ -60,9 +60,7 @@ def synthetic_table(sample_seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(sample_seed)
     z = torch.randn(APPLICANTS, 2, generator=gen, dtype=torch.float64)
     gre = GRE_MEAN + GRE_STD * z[:, 0]
-    gpa = GPA_MEAN + GPA_STD * (
-        CORRELATION * z[:, 0] + math.sqrt(1 - CORRELATION**2) * z[:, 1]
-    )
+    gpa = GPA_MEAN + GPA_STD * (CORRELATION * z[:, 0] + math.sqrt(1 - CORRELATION**2) * z[:, 1])
     gre = (gre / GRE_STEP).round().clamp(*(r / GRE_STEP for r in GRE_RANGE)) * GRE_STEP
     gpa = (gpa.clamp(*GPA_RANGE) * 100).round() / 100
     w_gre, w_gpa, b = SOURCE_COEFFICIENTS
@@ -126,8 +124,8 @@ def _number(file: Path, line: int, row: dict[str, str | None], column: str) -> f
 
 def admissions(options: dict) -> Data:
     """The table (synthetic or ``path``'s), features standardised, the label as the target."""
-    table = read_table(options["path"]) if options["path"] else synthetic_table(
-        options["sample_seed"]
+    table = (
+        read_table(options["path"]) if options["path"] else synthetic_table(options["sample_seed"])
     )
     raw = table[:, 1:]
     mean, std = raw.mean(0), raw.std(0, unbiased=False)

@@ -85,9 +85,7 @@ def benchkit_register_losses(register):
     """The built-in losses."""
     register("mse", mse, description="mean squared error (nn.MSELoss)")
     register("l1", l1, description="mean absolute error (nn.L1Loss)")
-    register(
-        "huber", huber, options={"delta": 1.0}, description="Huber loss (nn.HuberLoss)"
-    )
+    register("huber", huber, options={"delta": 1.0}, description="Huber loss (nn.HuberLoss)")
     register(
         "cross_entropy",
         cross_entropy,
