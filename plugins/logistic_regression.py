@@ -49,8 +49,8 @@ GRE_MEAN, GRE_STD, GRE_RANGE, GRE_STEP = 588.0, 116.0, (200.0, 800.0), 20.0
 GPA_MEAN, GPA_STD, GPA_RANGE = 3.39, 0.38, (2.26, 4.0)
 CORRELATION = 0.38
 
-#: Plain gradient descent (full batch) on standardised features: see ``docs/writing-plugins.md``
-#: and the README for why these reach scikit-learn's optimum.
+#: Plain gradient descent (full batch) on standardised features: README.md ("Logistic
+#: regression on admissions") says why these reach scikit-learn's optimum.
 RECIPE = Recipe(loss="bce_with_logits", optimizer="sgd", lr=2.0, epochs=100)
 
 
