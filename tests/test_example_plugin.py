@@ -30,6 +30,7 @@ import pytest
 import torch
 from _resultsets import edit_results
 
+import benchkit
 from benchkit.cli import main
 from benchkit.errors import BenchkitError
 from benchkit.scaffold import create_plugin, next_steps, package_names
@@ -322,7 +323,7 @@ def test_the_scaffolded_plugin_passes_the_author_checks(tmp_path, monkeypatch):
 
         (result,) = check_plugin(plugin, epochs=3)
         assert (result.model, result.dataset) == ("my_models_mlp", "my_models_parabola")
-        assert plugin.benchkit_api == "1.0"
+        assert plugin.benchkit_api == benchkit.API_VERSION  # the scaffold declares its own
     finally:
         for module in [m for m in sys.modules if m.startswith("benchkit_my_models")]:
             del sys.modules[module]
