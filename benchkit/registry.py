@@ -148,12 +148,6 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
             f"valid: {', '.join(sorted(allowed))}"
         )
     out = dict(kwargs)
-    description = out.get("description", "")
-    if not isinstance(description, str):
-        raise PluginError(
-            f"{kind} {name!r}: description must be a string (one line), "
-            f"got {type(description).__name__}"
-        )
     options = out.get("options")
     options = {} if options is None else options
     if not isinstance(options, Mapping):

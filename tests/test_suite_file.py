@@ -255,8 +255,8 @@ SUITE_ERRORS = [
         "recipe-optimizer-option",
         case("recipe = { optimizer_options = { betas = [0.9, 0.99] } }"),
         "cases[0].recipe.optimizer_options.betas",
-        "optimizer 'sgd' has no such option; valid: dampening, maximize, momentum, nesterov, "
-        "weight_decay",
+        "optimizer 'sgd' has no such option; valid: dampening, differentiable, foreach, fused, "
+        "maximize, momentum, nesterov, weight_decay",
     ),
     (
         "recipe-optimizer-option-type",
