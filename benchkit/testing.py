@@ -30,6 +30,7 @@ import benchkit
 from benchkit.errors import PluginError
 from benchkit.registry import (
     ENTRY_POINT_GROUP,
+    HOOK_FOR_KIND,
     KINDS,
     PluginHost,
     PluginInfo,
@@ -168,7 +169,7 @@ def check_plugin(
     if not any(registered.values()):
         pytest.fail(
             f"{name} registered nothing: are its hook functions marked @benchkit.hookimpl "
-            "and named benchkit_register_devices, _precisions, _datasets or _models?",
+            f"and named {', '.join(HOOK_FOR_KIND.values())}?",
             pytrace=False,
         )
     mine = {kind: registered.get(kind, []) for kind in KINDS}
