@@ -39,11 +39,11 @@ from typing import Any
 
 import torch
 
-from benchkit.cases import DeviceCache, call_plugin
+from benchkit.cases import DeviceCache
 from benchkit.environment import cpu_name, stamp_run
 from benchkit.errors import BenchkitError, describe_exception
 from benchkit.host_ledger import HostLedger
-from benchkit.registry import Registry, load_registry
+from benchkit.registry import Registry, call_plugin, load_registry
 from benchkit.run_result import RunResult
 from benchkit.runner import Executor, Progress, SerialExecutor, case_result, run_case
 from benchkit.suite import Case, Suite, parse_suite
@@ -98,8 +98,10 @@ def build_executor(
         option is one the executor does not take (named as its command-line flag, with the
         executors that take it), or the factory refuses (a missing optional dependency).
     """
-    registration = registry.get("executor", name)
-    unknown = sorted(set(options) - set(registration.options))
+    builtin = name == "serial" and "serial" not in registry.names("executor")
+    # the default works without the built-in plugin too (disabled, or an isolated registry)
+    declared = {} if builtin else registry.get("executor", name).options
+    unknown = sorted(set(options) - set(declared))
     if unknown:
         flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
         takers = sorted(
@@ -109,6 +111,9 @@ def build_executor(
         )
         hint = f"; pass --executor {' or '.join(takers)}" if takers else ""
         raise BenchkitError(f"{flags}: executor {name!r} takes no such option{hint}")
+    if builtin:
+        return SerialExecutor()
+    registration = registry.get("executor", name)
     merged = {**registration.options, **options}
     return call_plugin(registry, "executor", name, "", registration.factory, merged, context)
 

@@ -54,7 +54,7 @@ from benchkit.executors import (
     worker_facts,
 )
 
-benchkit_api = "1.0"
+benchkit_api = "1.2"  # benchkit_register_executors
 
 INSTALL_HINT = "pip install 'benchkit[dask]'"
 SCHEDULER_ENV = "BENCHKIT_SCHEDULER"

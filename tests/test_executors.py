@@ -125,7 +125,7 @@ def test_register_checks_executor_options_like_dataset_options():
             register("bad", lambda options, context: None, options=["workers"])
 
     registry = isolated_registry(Bad())
-    assert "options must be a dict of defaults" in registry.plugins["Bad"].error
+    assert "options must be a dict of each option" in registry.plugins["Bad"].error
 
 
 def test_the_built_in_executors_come_through_the_entry_point():
@@ -148,6 +148,17 @@ def test_serial_is_the_default_and_records_where_each_run_ran(tiny_suite, tmp_pa
     assert set(rows["env_torch_threads"]) == {1}
     assert rows["env_torch"].notna().all() and rows["env_cpu"].notna().all()
     assert "executor" not in json.loads((out / "run.json").read_text())
+
+
+def test_serial_needs_no_plugin_disabling_the_executors_plugin_keeps_runs_working(
+    tiny_suite, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("BENCHKIT_DISABLE_PLUGINS", "executors")
+    out = tmp_path / "out"
+    assert main(["run", str(tiny_suite), "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 4
+    assert main(["run", str(tiny_suite), "--out", str(tmp_path / "o2"), "--retries", "1"]) == 2
+    assert "--retries: executor 'serial' takes no such option" in capsys.readouterr().err
 
 
 def test_without_dask_the_dask_executor_exits_2_with_the_install_command(
