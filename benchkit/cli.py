@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.cases import DeviceCache
-    from benchkit.executors import executor_session
+    from benchkit.executors import executor_runs_here, executor_session
     from benchkit.progress import Progress
     from benchkit.registry import load_registry
     from benchkit.resultset import ResultSetWriter, new_result_folder
@@ -307,7 +307,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     out = new_result_folder(args.out, suite.name)
     executor = _executor(args, registry, suite, sizes)
     devices = DeviceCache(registry)
-    for name in dict.fromkeys(c.device for c in cases):
+    # the devices runs use here (an executor whose runs happen elsewhere builds its own there)
+    for name in dict.fromkeys(c.device for c in cases) if executor_runs_here(executor) else ():
         # a broken device plugin is not fatal: each of its runs records the error
         with contextlib.suppress(BenchkitError):
             devices.get(name)

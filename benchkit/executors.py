@@ -20,6 +20,9 @@ processes or on other machines uses it to describe a case as data and to run it 
 - :func:`worker_facts` and :func:`facts_differences` check a worker against this machine
   before anything runs (benchkit version, hook API, each plugin's package, version and
   status), and :func:`differences_table` says what differs.
+
+The types an executor handles (:class:`Case`, :class:`RunResult`, :class:`Registry`,
+:class:`DeviceCache`, :class:`Progress`) are importable from here too.
 """
 
 from __future__ import annotations
@@ -51,15 +54,20 @@ from benchkit.version import API_VERSION, __version__
 
 __all__ = [
     "DEVICE_RESOURCES",
+    "Case",
+    "DeviceCache",
     "Executor",
     "ExecutorContext",
     "Progress",
+    "Registry",
+    "RunResult",
     "SerialExecutor",
     "build_executor",
     "case_digest",
     "case_result",
     "clear_host_ledger",
     "differences_table",
+    "executor_runs_here",
     "executor_session",
     "facts_differences",
     "plugin_fingerprint",
@@ -116,6 +124,12 @@ def build_executor(
     registration = registry.get("executor", name)
     merged = {**registration.options, **options}
     return call_plugin(registry, "executor", name, "", registration.factory, merged, context)
+
+
+def executor_runs_here(executor: Executor) -> bool:
+    """Whether ``executor`` runs the cases in this process (it says ``runs_here = False`` when
+    they run elsewhere: this process then builds no device)."""
+    return bool(getattr(executor, "runs_here", True))
 
 
 @contextlib.contextmanager
@@ -245,11 +259,16 @@ def _announce(topic: str, message: dict[str, Any]) -> None:
         get_worker().log_event(topic, message)
 
 
-def worker_facts() -> dict[str, Any]:
+def worker_facts(warm: Sequence[str] = ()) -> dict[str, Any]:
     """What this process would run cases with: benchkit, the hook API, each plugin, torch,
-    Python, the host and its CPU and GPUs. Loads the plugins once (so the first run does
-    not pay for it)."""
+    Python, the host and its CPU and GPUs. Loads the plugins once, and builds the devices
+    named in ``warm`` (warming torch up on each that is present, as ``benchkit run`` does
+    before its first run), so the first run here pays for neither."""
     registry = _STATE.get_registry()
+    assert _STATE.devices is not None
+    for name in warm:
+        with contextlib.suppress(BenchkitError):  # a broken device plugin: its runs will say
+            _STATE.devices.get(name)
     gpus = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available()

@@ -24,6 +24,7 @@ See docs/scaling-out.md.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -31,6 +32,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +42,12 @@ import benchkit
 from benchkit.errors import BenchkitError, describe_exception
 from benchkit.executors import (
     DEVICE_RESOURCES,
+    Case,
+    DeviceCache,
     ExecutorContext,
     Progress,
+    Registry,
+    RunResult,
     SerialExecutor,
     case_result,
     clear_host_ledger,
@@ -104,6 +110,11 @@ def import_distributed() -> Any:
     return distributed
 
 
+async def _close_workers(nannies: list[Any], timeout: float) -> None:
+    """Close a local cluster's worker processes, killing any still alive after ``timeout``."""
+    await asyncio.gather(*(n.close(timeout=timeout) for n in nannies), return_exceptions=True)
+
+
 @dataclass
 class _Worker:
     """A live worker as the client sees it."""
@@ -114,24 +125,20 @@ class _Worker:
     nthreads: int
     resources: dict[str, float]
 
-    @property
-    def label(self) -> str:
-        return f"{self.name}@{self.host}"
-
 
 @dataclass
 class _Task:
     """One case on its way through the cluster (an attempt has a future)."""
 
     index: int
-    case: Any
+    case: Case
     tries: int = 0
     lost_on: list[str] = field(default_factory=list)
     future: Any = None
     key: str = ""
     host: str = ""  # the host it was placed on (runs one at a time per host)
     workers: list[str] | None = None
-    started: dict[str, Any] | None = None  # the worker's announcement: worker, address, host
+    started: dict[str, Any] | None = None  # the worker's announcement: name, address, host
     announced: bool = False  # progress.start was called
 
 
@@ -139,6 +146,7 @@ class DaskExecutor:
     """Runs a suite's cases as Dask tasks (see the module docstring)."""
 
     name = "dask"
+    runs_here = False  # the workers build their own devices; run.json lists them per worker
 
     def __init__(self, options: dict[str, Any], context: ExecutorContext) -> None:
         self.distributed = import_distributed()
@@ -181,6 +189,8 @@ class DaskExecutor:
         # import torch while benchkit prepares the suite; start() waits for it.
         self._launch: threading.Thread | None = None
         self._launch_error: BaseException | None = None
+        self._answers: dict[str, Any] = {}  # worker_facts asked while the cluster started
+        self._warm = sorted({case.device for case in context.suite.cases})
         if not self.scheduler:
             self._launch = threading.Thread(
                 target=self._launch_local, name="benchkit-dask-start", daemon=True
@@ -286,6 +296,8 @@ class DaskExecutor:
             raise BenchkitError(
                 f"the local Dask cluster did not start {total} workers within {timeout:g} s"
             ) from None
+        # still in the background: the workers load benchkit, its plugins and torch now
+        self._answers = self.client.run(worker_facts, self._warm, on_error="return")
 
     def close(self) -> None:
         """Cancel what is still queued or running; close the client and the local cluster."""
@@ -303,6 +315,10 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 client.close()
         if cluster is not None:
+            with contextlib.suppress(Exception):
+                # every result is written: a worker process gets a second to exit, not
+                # Dask's five (torch's teardown alone can take longer on a busy machine)
+                cluster.sync(_close_workers, list(cluster.workers.values()), 1.0)
             with contextlib.suppress(Exception):
                 cluster.close()
         self._inflight = {}
@@ -360,7 +376,12 @@ class DaskExecutor:
         new = [a for a in live if a not in self._facts and a not in self._excluded]
         if not new:
             return []
-        answers = self.client.run(worker_facts, workers=new, on_error="return")
+        answers = {a: self._answers.pop(a) for a in new if a in self._answers}
+        ask = [a for a in new if a not in answers]
+        if ask:
+            answers.update(
+                self.client.run(worker_facts, self._warm, workers=ask, on_error="return")
+            )
         rows = []
         for address in new:
             there = answers.get(address, RuntimeError("the worker left before answering"))
@@ -393,11 +414,11 @@ class DaskExecutor:
 
     def results(
         self,
-        cases: Sequence[Any],
-        registry: Any,
-        devices: Any,
+        cases: Sequence[Case],
+        registry: Registry,
+        devices: DeviceCache,
         progress: Progress | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[RunResult]:
         """Submit the cases as Dask tasks and yield each result as it finishes."""
         self.start()
         distributed = self.distributed
@@ -469,7 +490,7 @@ class _Run:
             return list(workers)
         return [w for w in workers if w.resources.get(resource, 0) >= 1]
 
-    def place(self, live: dict[str, _Worker], waiting: collections.deque) -> Iterator[Any]:
+    def place(self, live: dict[str, _Worker], waiting: collections.deque) -> Iterator[RunResult]:
         """Submit what may run now; skip runs no live worker can ever take."""
         if not live:
             yield from self._no_workers(waiting)
@@ -508,11 +529,9 @@ class _Run:
                 )
                 yield self._finish(task, result)
 
-    def _no_workers(self, waiting: collections.deque) -> Iterator[Any]:
+    def _no_workers(self, waiting: collections.deque) -> Iterator[RunResult]:
         """No worker is left: wait for one (a local cluster restarts them) for a while, then
         report what could not run."""
-        import time
-
         now = time.monotonic()
         if self.no_workers_since is None:
             self.no_workers_since = now
@@ -574,7 +593,7 @@ class _Run:
         if changed:
             self._counts()
 
-    def reap(self, live: dict[str, _Worker], waiting: collections.deque) -> Iterator[Any]:
+    def reap(self, live: dict[str, _Worker], waiting: collections.deque) -> Iterator[RunResult]:
         """Runs whose worker is gone: lost (or retried); tasks that only waited there go
         back to the queue."""
         for task in list(self.inflight.values()):
@@ -585,7 +604,7 @@ class _Run:
                 self._cancel(task)
                 waiting.appendleft(task)
 
-    def collect(self, waiting: collections.deque) -> Iterator[Any]:
+    def collect(self, waiting: collections.deque) -> Iterator[RunResult]:
         """Results of the tasks that finished."""
         for key, task in list(self.inflight.items()):
             future = task.future
@@ -619,7 +638,7 @@ class _Run:
                 self._cancel(task)
                 waiting.appendleft(task)
 
-    def _lost(self, task: _Task, host: str, waiting: collections.deque) -> Iterator[Any]:
+    def _lost(self, task: _Task, host: str, waiting: collections.deque) -> Iterator[RunResult]:
         worker = str((task.started or {}).get("name", ""))
         self._cancel(task)
         task.lost_on.append(host)
@@ -664,7 +683,7 @@ class _Run:
         running = sum(1 for t in self.inflight.values() if t.started is not None)
         self.progress.counts(self.done, running, self.total - self.done - running)
 
-    def _finish(self, task: _Task, result: Any) -> Any:
+    def _finish(self, task: _Task, result: RunResult) -> RunResult:
         self.done += 1
         self._announce(task)
         self._counts()
