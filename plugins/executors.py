@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -113,6 +114,42 @@ def import_distributed() -> Any:
 async def _close_workers(nannies: list[Any], timeout: float) -> None:
     """Close a local cluster's worker processes, killing any still alive after ``timeout``."""
     await asyncio.gather(*(n.close(timeout=timeout) for n in nannies), return_exceptions=True)
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, run in each worker process of the local cluster as it starts:
+    Ctrl-C at the terminal reaches these processes too, and is benchkit's to handle (it
+    stops the suite and closes the cluster), so the workers ignore it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _CtrlC:
+    """Ctrl-C while the runs go on: noted, and raised as ``KeyboardInterrupt`` between two
+    looks at the cluster. Raised wherever the main thread happened to be, it could land in
+    Dask's own code (a future's finaliser, which swallows it). A second Ctrl-C raises at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.previous: Any = None
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """Give Ctrl-C back to Python."""
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 @dataclass
@@ -279,6 +316,7 @@ class DaskExecutor:
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,
+                preload=[__name__],  # dask_setup below: Ctrl-C is benchkit's to handle
             )
             for i in range(gpus):
                 options = dict(self.cluster.new_spec["options"], resources={"GPU": 1})
@@ -429,17 +467,19 @@ class DaskExecutor:
         plugins = plugin_fingerprint(registry)
         waiting = collections.deque(_Task(i, c) for i, c in enumerate(cases, 1))
         inflight = self._inflight = {}
-        run = _Run(self, token, topic, plugins, progress, len(cases))
+        ctrl_c = _CtrlC()
+        run = _Run(self, token, topic, plugins, progress, len(cases), ctrl_c)
         completed = False
         try:
             while waiting or inflight:
+                ctrl_c.check()
                 live = self._live()
                 for warning in self._check_workers(live, refuse=False):
                     if not self.context.quiet:
                         print(f"benchkit: warning: {warning}", file=sys.stderr)
-                yield from run.reap(live, waiting)  # a left-out worker is not a lost one
+                yield from run.told(run.reap(live, waiting))  # left out is not lost
                 usable = {a: w for a, w in live.items() if a not in self._excluded}
-                yield from run.place(usable, waiting)
+                yield from run.told(run.place(usable, waiting))
                 if not inflight:
                     continue
                 with contextlib.suppress(TimeoutError), self.client.as_current():
@@ -449,9 +489,10 @@ class DaskExecutor:
                         return_when="FIRST_COMPLETED",
                     )
                 run.read_events(events)
-                yield from run.collect(waiting)
+                yield from run.told(run.collect(waiting))
             completed = True
         finally:
+            ctrl_c.restore()
             run.stop(completed)
 
 
@@ -466,8 +507,10 @@ class _Run:
         plugins: dict[str, str],
         progress: Progress | None,
         total: int,
+        ctrl_c: _CtrlC,
     ) -> None:
         self.ex = executor
+        self.ctrl_c = ctrl_c
         self.client = executor.client
         self.token = token
         self.topic = topic
@@ -687,9 +730,18 @@ class _Run:
         self.done += 1
         self._announce(task)
         self._counts()
-        if self.progress is not None:
-            self.progress.finish(result)
         return result
+
+    def told(self, results: Iterator[RunResult]) -> Iterator[RunResult]:
+        """Hand each result over, then show it: a run the progress shows as finished is
+        already in the result set, whenever Ctrl-C comes."""
+        for result in results:
+            # after Ctrl-C nothing more is written: a terminal sends it to the local workers
+            # too, and the runs they drop were interrupted, not lost
+            self.ctrl_c.check()
+            yield result
+            if self.progress is not None:
+                self.progress.finish(result)
 
     def stop(self, completed: bool) -> None:
         """Cancel what did not finish (Ctrl-C, an error); forget the events; remove the host

@@ -248,12 +248,44 @@ def test_ctrl_c_cancels_the_queue_and_keeps_the_finished_runs(cluster, registry,
     meta = json.loads((tmp_path / "out" / "run.json").read_text())
     assert meta["interrupted"] is True and meta["finished"] is False
     kept = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert list(kept["run_id"]) == finished[:1]  # the run finished before Ctrl-C is kept
+    assert list(kept["run_id"]) == finished  # what progress showed as finished is kept
     client = cluster.client
     deadline = time.monotonic() + 10
     while client.run_on_scheduler(benchkit_tasks) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert client.run_on_scheduler(benchkit_tasks) == 0, "tasks left on the cluster"
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_command_line_exits_130_and_keeps_the_finished_runs(tmp_path):
+    suite = write_suite(tmp_path, WITH_VICTIM.replace("epochs = 300", "epochs = 3000"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchkit.cli", "run", str(suite), "--threads", "1"]
+    command += ["--executor", "dask", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        # a child of a non-interactive shell may inherit SIGINT ignored: restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        for line in proc.stderr:
+            if "  ok  " in line:  # a run finished: stop the rest
+                break
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: benchkit and its worker processes
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["interrupted"] is True
+    kept = pd.read_csv(out / "results.csv")
+    assert 1 <= len(kept) < 5 and set(kept["status"]) == {"ok"}
+    assert f"kept {len(kept)} finished runs in {out}" in rest
 
 
 # --- an existing scheduler --------------------------------------------------------------------
