@@ -397,14 +397,15 @@ def run_task(spec: Mapping[str, Any]) -> dict[str, Any]:
     ``{"result": <result_to_dict>, "where": {worker, address, host, pid}}``.
 
     Never raises for a problem with the case, the suite or the plugins here: the row is then
-    ``error`` with a message naming this worker.
+    ``error`` with a message naming this worker. On a Dask worker it announces, in the event
+    topic of ``spec``, that the run starts and that it ended.
     """
     where = _where()
     started = time.time()
     # "name", not "worker": the scheduler sets an event's "worker" to the worker's address
-    announcement = {"key": spec["key"], "name": where["worker"], "started": started}
+    announcement = {"key": spec["key"], "event": "start", "name": where["worker"]}
     announcement.update((k, where[k]) for k in ("address", "host", "pid"))
-    _announce(spec.get("topic", ""), announcement)
+    _announce(spec.get("topic", ""), {**announcement, "started": started})
     ledger = HostLedger.for_token(spec["token"])
     start = ledger.begin(spec["key"], started)
     try:
@@ -413,6 +414,9 @@ def run_task(spec: Mapping[str, Any]) -> dict[str, Any]:
         host_runs = ledger.end(spec["key"], start)
     shared = host_runs > 1 if host_runs is not None else bool(spec.get("share_hosts"))
     stamp_run(result, where["worker"], host_runs, shared)
+    # the run is done: if this worker dies before its result is fetched, the run was not lost
+    # with it (Dask computes it again elsewhere)
+    _announce(spec.get("topic", ""), {**announcement, "event": "end"})
     return {"result": result_to_dict(result), "where": where}
 
 

@@ -56,6 +56,7 @@ from benchkit.executors import (
     facts_differences,
     plugin_fingerprint,
     result_from_dict,
+    result_to_dict,
     run_task,
     task_spec,
     worker_facts,
@@ -116,13 +117,6 @@ async def _close_workers(nannies: list[Any], timeout: float) -> None:
     await asyncio.gather(*(n.close(timeout=timeout) for n in nannies), return_exceptions=True)
 
 
-def dask_setup(worker: Any) -> None:
-    """Dask's preload hook, run in each worker process of the local cluster as it starts:
-    Ctrl-C at the terminal reaches these processes too, and is benchkit's to handle (it
-    stops the suite and closes the cluster), so the workers ignore it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 class _CtrlC:
     """Ctrl-C while the runs go on: noted, and raised as ``KeyboardInterrupt`` between two
     looks at the cluster. Raised wherever the main thread happened to be, it could land in
@@ -176,6 +170,8 @@ class _Task:
     host: str = ""  # the host it was placed on (runs one at a time per host)
     workers: list[str] | None = None
     started: dict[str, Any] | None = None  # the worker's announcement: name, address, host
+    ended: bool = False  # the worker announced that the run ended (its result may be in transit)
+    fetch_failures: int = 0  # results that ended but could not be fetched (their worker died)
     announced: bool = False  # progress.start was called
 
 
@@ -226,6 +222,7 @@ class DaskExecutor:
         # import torch while benchkit prepares the suite; start() waits for it.
         self._launch: threading.Thread | None = None
         self._launch_error: BaseException | None = None
+        self._lost_worker_timeout: Any = None  # the dask.config setting, undone by close()
         self._answers: dict[str, Any] = {}  # worker_facts asked while the cluster started
         self._warm = sorted({case.device for case in context.suite.cases})
         if not self.scheduler:
@@ -308,6 +305,11 @@ class DaskExecutor:
             # one task per single-threaded worker at a time: the rest wait at the scheduler
             "distributed.scheduler.worker-saturation": 1.0,
         }
+        # Read whenever a worker dies (until close()): a restarted worker that imports torch
+        # on a busy machine may need more than Dask's 15 s before the cluster gives it up.
+        self._lost_worker_timeout = dask.config.set(
+            {"distributed.deploy.lost-worker-timeout": "300s"}
+        )
         with dask.config.set(settings):
             self.cluster = distributed.LocalCluster(
                 n_workers=total - gpus,
@@ -316,7 +318,7 @@ class DaskExecutor:
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,
-                preload=[__name__],  # dask_setup below: Ctrl-C is benchkit's to handle
+                preload=["benchkit_plugins.dask_preload"],  # Ctrl-C is benchkit's
             )
             for i in range(gpus):
                 options = dict(self.cluster.new_spec["options"], resources={"GPU": 1})
@@ -352,6 +354,9 @@ class DaskExecutor:
                     client.cancel(futures)
             with contextlib.suppress(Exception):
                 client.close()
+        if self._lost_worker_timeout is not None:
+            self._lost_worker_timeout.__exit__(None, None, None)
+            self._lost_worker_timeout = None
         if cluster is not None:
             with contextlib.suppress(Exception):
                 # every result is written: a worker process gets a second to exit, not
@@ -592,7 +597,7 @@ class _Run:
     def _submit(self, task: _Task, workers: list[str] | None, host: str) -> None:
         self.attempts += 1
         task.key = f"benchkit-{self.token}-{task.index}-{self.attempts}"
-        task.host, task.workers, task.started = host, workers, None
+        task.host, task.workers, task.started, task.ended = host, workers, None, False
         spec = task_spec(
             self.ex.context,
             task.case,
@@ -626,9 +631,16 @@ class _Run:
             except queue.Empty:
                 break
             task = self.inflight.get(message.get("key"))
-            if task is None or task.started is not None:
+            if task is None:
                 continue
-            task.started = message
+            if message.get("event") == "end":
+                task.ended = True
+                continue
+            if task.started is not None and not task.ended:
+                continue
+            # a start, or a start again: Dask computes a finished run once more when the
+            # worker that held its result died before the result was fetched
+            task.started, task.ended = message, False
             self._announce(task)
             if self.progress is not None and hasattr(self.progress, "placed"):
                 self.progress.placed(task.index, task.case, f"{message['name']}@{message['host']}")
@@ -640,11 +652,11 @@ class _Run:
         """Runs whose worker is gone: lost (or retried); tasks that only waited there go
         back to the queue."""
         for task in list(self.inflight.values()):
-            if task.started is not None:
+            if task.started is not None and not task.ended:
                 if task.started.get("address") not in live:
                     yield from self._lost(task, str(task.started.get("host")), waiting)
             elif task.workers is not None and not any(a in live for a in task.workers):
-                self._cancel(task)
+                self._cancel(task)  # restricted to a host that has no worker left
                 waiting.appendleft(task)
 
     def collect(self, waiting: collections.deque) -> Iterator[RunResult]:
@@ -654,13 +666,23 @@ class _Run:
             if not future.done():
                 continue
             if future.status == "finished":
+                try:
+                    payload = future.result()
+                except (Exception, asyncio.CancelledError) as exc:
+                    # the worker that held the result died before it was fetched: the run
+                    # ended, its result did not arrive; run it again (twice at most)
+                    task.fetch_failures += 1
+                    if task.fetch_failures <= 2:
+                        self._cancel(task)
+                        waiting.appendleft(task)
+                        continue
+                    payload = {"result": self._error(task, f"result lost: {exc!r}")}
                 del self.inflight[key]
-                payload = future.result()
                 yield self._finish(task, result_from_dict(payload["result"]))
             elif future.status == "error":
                 exc = future.exception()
                 if type(exc).__name__ == "KilledWorker":
-                    if task.started is None:  # it never ran: place it again
+                    if task.started is None or task.ended:  # not running there: place again
                         self._cancel(task)
                         waiting.appendleft(task)
                         continue
@@ -668,18 +690,21 @@ class _Run:
                     yield from self._lost(task, host, waiting)
                     continue
                 del self.inflight[key]
-                result = case_result(task.case)
-                where = task.started or {}
-                result.worker, result.worker_host = where.get("name", ""), where.get("host", "")
-                result.status = "error"
-                result.status_detail = (
-                    f"worker {where.get('name', '?')} on {where.get('host', '?')}: "
-                    f"{describe_exception(exc)}"
-                )
-                yield self._finish(task, result)
+                payload = self._error(task, describe_exception(exc))
+                yield self._finish(task, result_from_dict(payload))
             else:  # cancelled by someone else (the scheduler restarted): place it again
                 self._cancel(task)
                 waiting.appendleft(task)
+
+    def _error(self, task: _Task, detail: str) -> dict[str, Any]:
+        """The row of a run whose task failed, as a worker would have sent it."""
+        where = task.started or {}
+        result = case_result(task.case)
+        result.worker, result.worker_host = where.get("name", ""), where.get("host", "")
+        result.status = "error"
+        result.status_detail = f"worker {where.get('name', '?')} on {where.get('host', '?')}: "
+        result.status_detail += detail
+        return result_to_dict(result)
 
     def _lost(self, task: _Task, host: str, waiting: collections.deque) -> Iterator[RunResult]:
         worker = str((task.started or {}).get("name", ""))
@@ -711,7 +736,7 @@ class _Run:
         if task.future is not None:
             with contextlib.suppress(Exception):
                 self.client.cancel([task.future])
-        task.future, task.started = None, None
+        task.future, task.started, task.ended = None, None, False
 
     # telling
 
@@ -723,7 +748,7 @@ class _Run:
     def _counts(self) -> None:
         if self.progress is None or not hasattr(self.progress, "counts"):
             return
-        running = sum(1 for t in self.inflight.values() if t.started is not None)
+        running = sum(1 for t in self.inflight.values() if t.started and not t.ended)
         self.progress.counts(self.done, running, self.total - self.done - running)
 
     def _finish(self, task: _Task, result: RunResult) -> RunResult:
