@@ -340,6 +340,20 @@ def _run_convergence(args, suite, cases, out, meta, registry, devices, started) 
         writer.write_table("claims.csv", claims)
         print("\nclaims (claims.csv)")
         print(verdict_table(claims))
+    if suite.references:
+        from benchkit.references import evaluate_references, references_table
+        from benchkit.results import curves_frame, series_frame, trace_frame
+
+        references = evaluate_references(
+            suite.references,
+            frame,
+            curves_frame(writer.results),
+            trace=trace_frame(writer.results),
+            series=series_frame(writer.results),
+        )
+        writer.write_table("references.csv", references)
+        print("\nthe sources' figures against benchkit's (references.csv)")
+        print(references_table(references))
     return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
 
 

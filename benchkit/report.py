@@ -7,9 +7,10 @@ mailed or attached to a CI run as one file.
 Sections: the result sets and their environments; a summary table per set; training loss
 curves per workload; the rollout of workloads that record one (``series.csv`` series
 ``NAME_actual``/``NAME_predicted``, or a ``rollout.csv`` with ``run_id, step, actual,
-predicted``); epochs to the target per precision; throughput CPU vs GPU; peak memory; and the
-claim verdicts of sets that have a ``claims.csv``. A figure that cannot be drawn is left out
-with a line saying why.
+predicted``); epochs to the target per precision; throughput CPU vs GPU; peak memory; the
+sources' printed figures beside benchkit's (``references.csv``, also drawn over the loss
+curves); and the claim verdicts of sets that have a ``claims.csv``. A figure that cannot be
+drawn is left out with a line saying why.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _CLAIM_COLUMNS = [
     "a_value",
     "b_value",
     "verdict",
+    "p_value",
     "explanation",
     "set",
 ]
@@ -142,7 +144,7 @@ def _loss_figures(inputs: ReportInputs) -> list[FigureSpec]:
     return [
         FigureSpec(
             lambda model=model, dataset=dataset: plots.loss_curves(
-                inputs.results, curves, model, dataset
+                inputs.results, curves, model, dataset, inputs.extra("references")
             ),
             f"loss-{_slug(model, dataset)}.png",
             f"{model} on {dataset}: loss curves",
@@ -205,6 +207,43 @@ def _claims_tables(inputs: ReportInputs) -> list[pd.DataFrame]:
     return [claims[shown] if shown else claims]
 
 
+def _reference_tables(inputs: ReportInputs) -> list[pd.DataFrame]:
+    """One table per reference, precision, device (and set): the source's value beside the
+    median and spread of benchkit's seeds, the verdict and its reason."""
+    references = inputs.extras["references"]
+    keys = [c for c in ("reference", "precision", "device", "set") if c in references.columns]
+    tables = []
+    for _, group in references.groupby(keys, sort=False, dropna=False):
+        first = group.iloc[0]
+        at = [
+            f"epoch {int(e)}" if pd.notna(e) else (f"step {int(s)}" if pd.notna(s) else "end")
+            for e, s in zip(group["epoch"], group["step"], strict=True)
+        ]
+        where = " ".join(str(first[c]) for c in ("precision", "device") if pd.notna(first[c]))
+        tables.append(
+            pd.DataFrame(
+                {
+                    "reference": [f"{first['reference']} ({first['metric']}, {where})"]
+                    + [""] * (len(group) - 1),
+                    "at": at,
+                    "source": group["source_value"].map(lambda v: f"{v:.10g}").tolist(),
+                    "benchkit (median)": group["median"]
+                    .map(lambda v: "" if pd.isna(v) else f"{v:.10g}")
+                    .tolist(),
+                    "seeds": group["seeds"].tolist(),
+                    "verdict": group["verdict"].tolist(),
+                    "reason": group["reason"].tolist(),
+                }
+            )
+        )
+    return tables
+
+
+def _no_figures(inputs: ReportInputs) -> list[FigureSpec]:
+    """A section of tables only."""
+    return []
+
+
 #: The report after its first section (the result sets), one row per section.
 SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("Loss curves", _loss_figures, missing=_no_curves),
@@ -235,6 +274,12 @@ SECTIONS: tuple[SectionSpec, ...] = (
             "Peak memory",
             "no finished run recorded its peak memory",
         ),
+    ),
+    SectionSpec(
+        "The sources' figures against benchkit's",
+        _no_figures,
+        tables=_reference_tables,
+        shown=lambda inputs: inputs.extra("references") is not None,
     ),
     SectionSpec(
         "Claim verdicts",

@@ -39,11 +39,12 @@ from typing import Any
 from benchkit.claims import Claim, parse_claim
 from benchkit.criteria import Criterion, parse_criterion
 from benchkit.errors import SuiteError
+from benchkit.references import Reference, parse_reference
 from benchkit.registry import Registry
 from benchkit.workload import LOSSES, OPTIMIZERS, Recipe
 
 SUITE_FILE = "suite.toml"
-_TOP_KEYS = {"suite", "matrix", "cases", "claims", "compare"}  # compare: see compare.py
+_TOP_KEYS = {"suite", "matrix", "cases", "claims", "references", "compare"}  # compare.py
 _SUITE_KEYS = {"name", "description", "criteria", "kind"}
 _MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes"}
 #: What ``benchkit run`` does with a suite: train (convergence), run its pytest-benchmark
@@ -113,6 +114,7 @@ class Suite:
     cases: list[Case]
     claims: list[Claim] = field(default_factory=list)
     kind: str = "convergence"
+    references: list[Reference] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -279,8 +281,8 @@ def parse_suite(
     The steps, each a function of its own: :func:`read_suite` (the file and its TOML),
     :func:`validate_top` (the tables every suite shares), then per case :func:`validate_case`
     and :func:`expand_case` (its matrix of runs), :func:`tag_shared_ids` (run ids stay
-    unique), and :func:`parse_claims`. A case is expanded before the next one is validated,
-    so the first mistake in the file is the one reported.
+    unique), :func:`parse_claims` and :func:`parse_references`. A case is expanded before the
+    next one is validated, so the first mistake in the file is the one reported.
 
     :param batch_sizes: replaces every case's batch-size axis (``None`` in it: the recipe's
         batch), as ``benchkit run --batch-sizes`` does.
@@ -300,6 +302,9 @@ def parse_suite(
     kind = check.typed(top.meta.get("kind", "convergence"), (str,), "suite.kind")
     if kind not in SUITE_KINDS:
         raise check.fail("suite.kind", f"unknown kind {kind!r}; valid: {', '.join(SUITE_KINDS)}")
+    references = parse_references(doc, cases, check)
+    if references and kind != "convergence":
+        raise check.fail("references", f"a {kind} suite records no curves to compare with")
     return Suite(
         path=path,
         name=name,
@@ -308,6 +313,7 @@ def parse_suite(
         cases=cases,
         claims=claims,
         kind=kind,
+        references=references,
     )
 
 
@@ -550,6 +556,28 @@ def parse_claims(doc: dict[str, Any], cases: Sequence[Case], check: SuiteChecker
     if len(ids) != len(set(ids)):
         raise check.fail("claims", f"claim ids must be unique, got {', '.join(ids)}")
     return claims
+
+
+def parse_references(
+    doc: dict[str, Any], cases: Sequence[Case], check: SuiteChecker
+) -> list[Reference]:
+    """Step 7: the ``[[references]]`` tables, the figures a source printed (see
+    :mod:`benchkit.references`); each must match a case of the suite, and ids are unique.
+
+    :raises SuiteError: the first thing wrong with a reference.
+    """
+    raw_references = check.typed(doc.get("references", []), (list,), "references")
+    references = []
+    for i, raw in enumerate(raw_references):
+        check.typed(raw, (dict,), f"references[{i}]")
+        references.append(parse_reference(raw, i, check.fail, cases))
+    ids = [r.id for r in references]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise check.fail(
+            "references", f"reference ids must be unique; repeated: {', '.join(repeated)}"
+        )
+    return references
 
 
 def _default_name(path: Path) -> str:
