@@ -5,6 +5,13 @@
 - :mod:`benchkit.history.step_detect`: change-point detection on a metric over commits.
 """
 
-from benchkit.history.store import add, default_path, load, load_samples, open_store
+from benchkit.history.store import (
+    add,
+    default_path,
+    load,
+    load_criteria,
+    load_samples,
+    open_store,
+)
 
-__all__ = ["add", "default_path", "load", "load_samples", "open_store"]
+__all__ = ["add", "default_path", "load", "load_criteria", "load_samples", "open_store"]

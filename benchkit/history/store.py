@@ -29,6 +29,15 @@ application_id`` marks the file as benchkit's, :data:`APPLICATION_ID`):
 ``samples``
     ``(run, metric, position)`` → ``value``: the repeats within a run (per-epoch samples per
     second after warm-up, from ``curves.csv``; benchmark rounds of a throughput suite).
+``criteria`` (since version 2)
+    ``(run, criterion)`` → ``epoch`` (the first epoch the criterion held; empty: never) and
+    ``seconds`` (training time to it), from ``criteria.csv``. :func:`load` shows the epochs
+    as ``epochs_to[CRITERION]`` columns, as ``benchkit compare`` names them.
+
+Versions: 1 kept the epochs to each criterion among ``metrics`` (as ``epochs_to[…]``) and
+not the seconds; 2 moved them into ``criteria``. Opening an older file migrates it in one
+transaction (:data:`MIGRATIONS`); a new file is created at version 1 and migrated, so every
+migration runs on every new database.
 
 Writers are safe to run concurrently: each ``add`` is one ``BEGIN IMMEDIATE`` transaction,
 and a writer waits up to :data:`BUSY_TIMEOUT_SECONDS` for another to finish. A file that is
@@ -57,7 +66,7 @@ from benchkit.errors import BenchkitError
 
 #: ``PRAGMA application_id`` of a benchkit history database: "bkhi" in ASCII.
 APPLICATION_ID = 0x626B6869
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = Path("results") / "history.sqlite"
 #: Environment variable naming the database when ``--db`` is not given (for CI).
 ENV_VARIABLE = "BENCHKIT_HISTORY"
@@ -119,8 +128,37 @@ CREATE TABLE samples (
 ) WITHOUT ROWID;
 """
 
+EPOCHS_TO = "epochs_to["
+
+
+def _v1_to_v2(connection: sqlite3.Connection) -> None:
+    """Criteria get their own table (with the seconds to each, from now on); the epochs
+    version 1 kept among the metrics move there."""
+    connection.execute(
+        """CREATE TABLE criteria (
+            run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            criterion TEXT NOT NULL,
+            epoch INTEGER,
+            seconds REAL,
+            PRIMARY KEY (run, criterion)
+        ) WITHOUT ROWID"""
+    )
+    prefix = len(EPOCHS_TO)
+    connection.execute(
+        "INSERT INTO criteria (run, criterion, epoch, seconds) "
+        f"SELECT run, substr(metric, {prefix + 1}, length(metric) - {prefix + 1}), "
+        "CAST(value AS INTEGER), NULL FROM metrics "
+        "WHERE substr(metric, 1, ?) = ? AND metric LIKE '%]'",
+        (prefix, EPOCHS_TO),
+    )
+    connection.execute(
+        "DELETE FROM metrics WHERE substr(metric, 1, ?) = ? AND metric LIKE '%]'",
+        (prefix, EPOCHS_TO),
+    )
+
+
 #: Migrations: ``MIGRATIONS[v]`` turns a version-``v`` database into version ``v + 1``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
 
 # Columns of results.csv that are labels of the run, not metrics.
 _RUN_COLUMNS = ("run_id", "device_name", "status", "status_detail")
@@ -430,7 +468,7 @@ def workload_labels(result_set: Any) -> list[str]:
 def _metric_items(row: pd.Series, skip: set[str]) -> list[tuple[str, float | None, str | None]]:
     items = []
     for metric, value in row.items():
-        if metric in skip:
+        if metric in skip or str(metric).startswith(EPOCHS_TO):
             continue
         if isinstance(value, str):
             if value:
@@ -526,6 +564,16 @@ def add(
                 "INSERT INTO metrics (run, metric, value, text) VALUES (?, ?, ?, ?)",
                 [(run, *item) for item in _metric_items(row, skip)],
             )
+        criteria = _criteria(result_set)
+        db.executemany(
+            "INSERT INTO criteria (run, criterion, epoch, seconds) VALUES (?, ?, ?, ?)",
+            [
+                (run_ids[run_id], *item)
+                for run_id, items in criteria.items()
+                if run_id in run_ids
+                for item in items
+            ],
+        )
         for metric, per_run in result_set.samples.items():
             for label, values in per_run.items():
                 if label not in run_ids:
@@ -539,6 +587,38 @@ def add(
                     ],
                 )
     return AddOutcome(result_set.path, True, info, len(rows), set_fp)
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, str) or pd.isna(value):
+        return None
+    return float(value)
+
+
+def _criteria(result_set: Any) -> dict[str, list[tuple[str, int | None, float | None]]]:
+    """Per run, each criterion with the first epoch it held and the seconds to it: from
+    ``criteria.csv`` where the set has one, else from the ``epochs_to[…]`` columns."""
+    out: dict[str, list[tuple[str, int | None, float | None]]] = {}
+    table = result_set.path / "criteria.csv" if result_set.path.is_dir() else None
+    if table is not None and table.is_file():
+        frame = pd.read_csv(table)
+        if {"run_id", "criterion", "epoch"} <= set(frame.columns):
+            for row in frame.itertuples(index=False):
+                epoch = _number(row.epoch)
+                seconds = _number(getattr(row, "seconds", None))
+                out.setdefault(str(row.run_id), []).append(
+                    (str(row.criterion), None if epoch is None else int(epoch), seconds)
+                )
+            return out
+    columns = [c for c in result_set.rows.columns if str(c).startswith(EPOCHS_TO)]
+    for _, row in result_set.rows.iterrows():
+        for column in columns:
+            epoch = _number(row[column])
+            criterion = str(column)[len(EPOCHS_TO) : -1]
+            out.setdefault(str(row["run_id"]), []).append(
+                (criterion, None if epoch is None else int(epoch), None)
+            )
+    return out
 
 
 def _text(value: Any) -> str | None:
@@ -588,8 +668,24 @@ def load(db: str | Path | None = None) -> pd.DataFrame:
     """
     with open_store(db, create=False) as store:
         runs = store.query(_RUNS_SQL)
-        metrics = store.query("SELECT run, metric, value, text FROM metrics")
+        metrics = store.query(
+            "SELECT run, metric, value, text FROM metrics UNION ALL "
+            f"SELECT run, '{EPOCHS_TO}' || criterion || ']', epoch, NULL FROM criteria"
+        )
     return _wide(runs, metrics)
+
+
+def load_criteria(db: str | Path | None = None) -> pd.DataFrame:
+    """Per run and criterion, the first epoch it held and the training seconds to it:
+    ``run``, ``commit``, ``started_at``, ``suite``, ``workload``, ``seed``, ``fingerprint``,
+    ``criterion``, ``epoch``, ``seconds`` (empty epoch: never met)."""
+    with open_store(db, create=False) as store:
+        return store.query(
+            'SELECT c.run, s.commit_sha AS "commit", s.started_at, s.suite, r.workload, '
+            "r.seed, r.fingerprint, c.criterion, c.epoch, c.seconds FROM criteria c "
+            "JOIN runs r ON r.id = c.run JOIN result_sets s ON s.id = r.set_id "
+            "ORDER BY c.run, c.criterion"
+        )
 
 
 def load_samples(db: str | Path | None = None) -> pd.DataFrame:
