@@ -208,3 +208,34 @@ def test_a_run_that_now_errors_fails_like_compare(steady_set, tmp_path):
     comparison = analyse(tmp_path, [1, 2], "base", "head")
     assert comparison.exit_code == 1
     assert any("planted" in line for line in comparison.extra_failures)
+
+
+def test_ctrl_c_keeps_the_finished_rounds(steady_set, tmp_path, monkeypatch):
+    out = tmp_path / "ab"
+    out.mkdir()
+    plan = ab.Plan(
+        tmp_path,
+        ab.Revision("base", "main", "a" * 40, tmp_path),
+        ab.Revision("head", "HEAD", "b" * 40, tmp_path),
+        "suite",
+        [],
+        6,
+        out,
+        "reuse",
+        "test",
+    )
+    ran = []
+
+    def fake_run(revision, plan, number):
+        if number == 3 and revision.side == "head":
+            raise KeyboardInterrupt  # Ctrl-C in the third round, its first run done
+        ran.append((number, revision.side))
+        return copy_set(steady_set, ab.round_folder(plan.out, number, revision.side))
+
+    monkeypatch.setattr(ab, "run_side", fake_run)
+    finished, interrupted = ab.execute(plan, progress=False)
+    assert interrupted and finished == [1, 2]
+    assert ran == [(1, "base"), (1, "head"), (2, "head"), (2, "base"), (3, "base")]
+    manifest = json.loads((out / "ab.json").read_text())
+    assert manifest["state"] == "interrupted" and manifest["rounds_finished"] == [1, 2]
+    assert analyse(out, finished, "base", "head").rounds == 2

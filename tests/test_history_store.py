@@ -186,3 +186,31 @@ def test_two_processes_writing_at_once_lose_nothing(tiny_set, tmp_path):
     runs = len(pd.read_csv(tiny_set / "results.csv"))
     assert frame["set_id"].nunique() == 7  # 3 + 3 + the shared one, once
     assert len(frame) == 7 * runs
+
+
+def test_a_pytest_benchmark_file_is_keyed_by_its_commit_info(tmp_path):
+    import json
+
+    doc = {
+        "machine_info": {"machine": "x86_64", "cpu": {"brand_raw": "A CPU"}},
+        "commit_info": {"id": "f" * 40, "time": "2026-01-02T03:04:05+01:00", "dirty": False},
+        "datetime": "2026-01-02T04:00:00",
+        "benchmarks": [
+            {
+                "group": "g",
+                "name": "test_a",
+                "fullname": "t.py::test_a",
+                "stats": {"median": 0.01, "iqr": 0.001, "rounds": 3, "data": [0.01, 0.011, 0.009]},
+            }
+        ],
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(doc))
+    with open_store(tmp_path / "h.sqlite") as store:
+        outcome = add(store, path)
+        assert outcome.added and not add(store, path).added
+    frame = load(tmp_path / "h.sqlite")
+    assert frame[["commit", "commit_time", "suite", "workload", "time"]].values.tolist() == [
+        ["f" * 40, "2026-01-02T02:04:05+00:00", "pytest-benchmark", "g/t.py::test_a", 0.01]
+    ]
+    assert load_samples(tmp_path / "h.sqlite")["value"].tolist() == [0.01, 0.011, 0.009]

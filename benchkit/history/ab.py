@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
-import math
 import os
 import shutil
 import signal
@@ -362,18 +361,6 @@ def write_manifest(plan: Plan, finished: list[int], state: str) -> None:
     tmp.replace(plan.out / "ab.json")
 
 
-def finished_rounds(out: Path) -> list[int]:
-    """The rounds of an A/B folder whose two result sets both finished."""
-    manifest = out / "ab.json"
-    if not manifest.is_file():
-        raise BenchkitError(f"{out}: no ab.json; not a folder written by `benchkit ab`")
-    try:
-        doc = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BenchkitError(f"{manifest}: cannot read: {exc}") from None
-    return [int(n) for n in doc.get("rounds_finished", [])]
-
-
 def execute(plan: Plan, progress: bool = True) -> tuple[list[int], bool]:
     """Run the rounds; returns the finished rounds and whether Ctrl-C cut the run short."""
     finished: list[int] = []
@@ -414,5 +401,5 @@ def default_out(base: str, head: str) -> Path:
 
 def rounds_ok(rounds: int) -> None:
     """:raises BenchkitError: fewer than one round."""
-    if rounds < 1 or math.isnan(rounds):
+    if rounds < 1:
         raise BenchkitError(f"--rounds must be at least 1, got {rounds}")

@@ -12,8 +12,8 @@ application_id`` marks the file as benchkit's, :data:`APPLICATION_ID`):
     git where the commit is known to it), ``dirty``, ``started_at``, ``suite``,
     ``suite_sha256``, ``kind``, ``environment`` (fingerprint of the set's environment, see
     ``environments``), ``finished``, ``path`` (where it was read from), ``run_json`` (the
-    set's ``run.json``, whole), ``added_at``. A set is keyed by ``(commit_sha, started_at,
-    suite_sha256, environment)``: adding it again is a no-op.
+    set's ``run.json``, whole), ``added_at``; times are ISO 8601 in UTC. A set is keyed by
+    ``(commit_sha, started_at, suite_sha256, environment)``: adding it again is a no-op.
 ``environments``
     ``fingerprint`` → ``description`` (JSON): what must match for two timings to be
     comparable (torch build, CPU and its vector capability, torch threads; and, per run, the
@@ -48,6 +48,7 @@ one raises :class:`~benchkit.errors.BenchkitError` with one line naming the file
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import math
@@ -392,6 +393,20 @@ def commit_facts(commit: str, repo: Path) -> tuple[str, str | None, str | None]:
     return full, when or None, parents[0] if parents else None
 
 
+def utc(text: str | None) -> str | None:
+    """An ISO 8601 time in UTC (``2026-01-31T10:00:00+00:00``), so times from machines in
+    other zones sort as text; a time without a zone is taken as UTC; anything else as given."""
+    if not text:
+        return text
+    try:
+        moment = datetime.datetime.fromisoformat(str(text))
+    except ValueError:
+        return str(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).isoformat(timespec="seconds")
+
+
 def set_info(result_set: Any, commit: str | None = None, repo: Path | None = None) -> SetInfo:
     """The history key of a result set read by :func:`benchkit.resultset.load`.
 
@@ -432,12 +447,12 @@ def set_info(result_set: Any, commit: str | None = None, repo: Path | None = Non
     return SetInfo(
         commit=full,
         dirty=dirty,
-        started_at=str(started),
+        started_at=str(utc(str(started))),
         suite=suite,
         suite_sha256=sha,
         kind=kind,
         finished=None if finished is None else bool(finished),
-        commit_time=when or git_time,
+        commit_time=utc(when or git_time),
         parent=parent,
     )
 
