@@ -238,4 +238,7 @@ def test_ctrl_c_keeps_the_finished_rounds(steady_set, tmp_path, monkeypatch):
     assert ran == [(1, "base"), (1, "head"), (2, "head"), (2, "base"), (3, "base")]
     manifest = json.loads((out / "ab.json").read_text())
     assert manifest["state"] == "interrupted" and manifest["rounds_finished"] == [1, 2]
-    assert analyse(out, finished, "base", "head").rounds == 2
+    comparison = analyse(out, finished, "base", "head")
+    comparison.interrupted = True
+    assert comparison.rounds == 2 and comparison.exit_code == 130
+    assert "INTERRUPTED" in render(comparison) and "(exit 130)" in render(comparison)

@@ -36,8 +36,9 @@ result sets: ``benchkit compare`` and ``history add`` read them), ``OUT/logs/`` 
 run printed, ``OUT/ab.json`` the revisions, the environment mode and the finished rounds,
 rewritten after every round. Rounds alternate which side runs first (BASE then HEAD in odd
 rounds, HEAD then BASE in even ones) so a machine that slows down or speeds up steadily
-favours neither side. Ctrl-C stops after cleaning up: the finished rounds are kept and
-compared; the round that was cut short is not used.
+favours neither side. Ctrl-C (or SIGTERM, as CI sends when it cancels a job) stops after
+cleaning up: the finished rounds are kept and compared; the round that was cut short is not
+used (its runs stay in its folder).
 """
 
 from __future__ import annotations
@@ -323,12 +324,7 @@ def run_side(revision: Revision, plan: Plan, number: int) -> Path:
         try:
             code = child.wait()
         except KeyboardInterrupt:
-            # the child got the same Ctrl-C: let it write what it finished, then stop it
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=30)
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            _stop(child)
             raise
     if code in (130, -signal.SIGINT):
         raise KeyboardInterrupt
@@ -340,6 +336,35 @@ def run_side(revision: Revision, plan: Plan, number: int) -> Path:
             f"{last} (log: {log})"
         )
     return folder
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Stop a round's ``benchkit run`` so that it keeps the runs it finished: a Ctrl-C at a
+    terminal reached it too, so give it a moment; otherwise (SIGTERM to ``ab`` alone, as CI
+    cancels a job) send it SIGINT; kill it if it does not stop."""
+    for signal_first in (None, signal.SIGINT):
+        if signal_first is not None and child.poll() is None:
+            child.send_signal(signal_first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=2 if signal_first is None else 30)
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the rounds run, so the worktrees are removed and the
+    finished rounds compared."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def write_manifest(plan: Plan, finished: list[int], state: str) -> None:

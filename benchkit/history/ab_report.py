@@ -240,7 +240,9 @@ def render(comparison: PairedComparison, fmt: str = "table") -> str:
             "Other regressions (round 1):",
             *(f"  {x}" for x in comparison.extra_failures),
         ]
-    verdict = "FAIL" if comparison.exit_code else "PASS"
+    verdict = "FAIL" if comparison.regressed else "PASS"
+    if comparison.interrupted:
+        verdict = f"INTERRUPTED ({verdict.lower()} so far)"
     lines += ["", f"{verdict}: {_headline(comparison)} (exit {comparison.exit_code})"]
     return "\n".join(lines) + "\n"
 
@@ -250,7 +252,7 @@ def _md_cell(text: str) -> str:
 
 
 def _markdown(comparison: PairedComparison) -> str:
-    icon = "❌" if comparison.exit_code else "✅"
+    icon = "❌" if comparison.regressed else "⚠️" if comparison.interrupted else "✅"
     rows = _rows(comparison, True)
     keep = [i for i in range(len(_HEAD)) if any(r[i] for r in rows) or i < 2]
     lines = [
@@ -305,6 +307,7 @@ def _json(comparison: PairedComparison) -> dict[str, Any]:
         "head": comparison.head,
         "rounds": comparison.rounds,
         "exit_code": comparison.exit_code,
+        "interrupted": comparison.interrupted,
         "result": _headline(comparison),
         "notes": comparison.notes,
         "other_regressions": comparison.extra_failures,

@@ -101,7 +101,10 @@ def ab(args: argparse.Namespace) -> int:
         raise BenchkitError(f"{out} already holds an A/B run; pass another --out")
     out.mkdir(parents=True, exist_ok=True)
     suite = _suite_argument(args.suite, repo)
-    with runner.worktrees(repo, [base_sha, head_sha], keep=args.keep_worktrees) as trees:
+    with (
+        runner.terminate_as_interrupt(),
+        runner.worktrees(repo, [base_sha, head_sha], keep=args.keep_worktrees) as trees,
+    ):
         mode, why = runner.choose_environment(repo, base_sha, head_sha, trees[1], args.env)
         revisions = []
         for side, rev, sha, tree in zip(
@@ -137,6 +140,7 @@ def ab(args: argparse.Namespace) -> int:
     comparison = analyse(out, finished, base_label, head_label, args.metric, thresholds)
     comparison.notes.insert(0, f"environment: {mode} ({why}); {describe_out(out)}")
     if interrupted:
+        comparison.interrupted = True
         comparison.notes.insert(0, f"interrupted: {len(finished)} of {args.rounds} rounds finished")
     sys.stdout.write(render(comparison, args.format))
-    return EXIT_INTERRUPTED if interrupted else comparison.exit_code
+    return comparison.exit_code

@@ -147,11 +147,20 @@ class PairedComparison:
     findings: list[PairedFinding]
     notes: list[str] = field(default_factory=list)
     extra_failures: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def regressed(self) -> bool:
+        """Whether a timing or another check regressed."""
+        return bool(self.extra_failures) or any(f.fails for f in self.findings)
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing regressed, 1 when something did."""
-        return 1 if self.extra_failures or any(f.fails for f in self.findings) else 0
+        """0 when nothing regressed, 1 when something did; 130 when Ctrl-C cut the rounds
+        short (what they showed is printed all the same)."""
+        if self.interrupted:
+            return 130
+        return 1 if self.regressed else 0
 
 
 def judge(
@@ -181,7 +190,8 @@ def judge(
     interval = paired_ratio(ratios)
     finding.interval = interval
     if interval.low is None:
-        finding.note = f"{len(ratios)} rounds; a 95 % interval needs at least 6"
+        count = len(ratios)
+        finding.note = f"{count} round{'s' * (count != 1)}; a 95 % interval needs at least 6"
         return finding
     change = interval.ratio - 1.0
     worse = change < 0 if better == "higher" else change > 0
