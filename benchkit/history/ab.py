@@ -65,8 +65,12 @@ SIDES = ("base", "head")
 PACKAGING_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 # Entry-point groups the installed benchkit must declare as the revisions do.
 ENTRY_POINT_GROUPS = ("benchkit", "pytest11")
-# What a round runs in the revision's interpreter: its own `benchkit run`.
-RUN_SNIPPET = "import sys; from benchkit.cli import main; sys.exit(main(sys.argv[1:]))"
+# What a round runs in the revision's interpreter: its own `benchkit run`, with Ctrl-C
+# handled even where ab was started with SIGINT ignored (a background job of a script).
+RUN_SNIPPET = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from benchkit.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 @dataclass
