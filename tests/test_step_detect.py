@@ -69,6 +69,18 @@ def test_one_odd_commit_is_not_a_step():
     assert detect(values).steps == ()
 
 
+def test_two_slow_jobs_close_together_are_not_a_step():
+    values = history(steps={}, seed=7)
+    values[[20, 21]] *= 0.7  # a busy runner for two commits
+    assert segment(np.log(values), guard=False).steps == (20, 22)  # L1 alone: a false dip
+    assert detect(values).steps == ()
+
+
+def test_slow_jobs_give_few_false_alarms():
+    alarms = sum(len(detect(history(steps={}, seed=s, slow_jobs=0.05)).steps) for s in range(200))
+    assert alarms <= 10  # 19 in 100 without the slow-job filter
+
+
 def brute_force(x: np.ndarray, penalty: float, min_size: int) -> float:
     """Least penalised cost over every partition: the reference for the DP."""
     n = len(x)

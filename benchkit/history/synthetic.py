@@ -18,6 +18,7 @@ def history(
     distribution: str = "uniform",
     level: float = 1000.0,
     seed: int = 0,
+    slow_jobs: float = 0.0,
 ) -> np.ndarray:
     """One value per commit: ``level``, multiplied by ``1 + change`` from each planted commit
     on, times noise.
@@ -26,6 +27,8 @@ def history(
     :param noise: relative size of the noise: ``uniform`` draws from ``±noise``, ``normal``
         has standard deviation ``noise``.
     :param seed: the RNG's seed.
+    :param slow_jobs: the share of commits measured on a busy machine: 20 to 40 % slower
+        (drawn after the noise, so the same seed gives the same noise with or without).
     """
     rng = np.random.default_rng(seed)
     factor = np.ones(commits)
@@ -37,4 +40,8 @@ def history(
         jitter = rng.normal(0.0, noise, commits)
     else:
         raise ValueError(f"distribution must be 'uniform' or 'normal', not {distribution!r}")
-    return level * factor * (1.0 + jitter)
+    values = level * factor * (1.0 + jitter)
+    if slow_jobs:
+        hit = rng.uniform(0.0, 1.0, commits) < slow_jobs
+        values = np.where(hit, values * (1.0 - rng.uniform(0.2, 0.4, commits)), values)
+    return values
