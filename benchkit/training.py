@@ -211,6 +211,8 @@ class TrainOutcome:
     valid_losses: list[float] = field(default_factory=list)
     epoch_end_seconds: list[float] = field(default_factory=list)
     diverged_epoch: int | None = None
+    #: the loop stopped at its deadline before the last epoch
+    timed_out: bool = False
 
 
 def _generator(device: Device, seed: int) -> torch.Generator:
@@ -257,6 +259,7 @@ def train(
     on_progress: ProgressFn | None = None,
     recorders: Sequence[EpochRecorder] = (),
     epochs: int | None = None,
+    deadline: float | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``recipe.epochs`` epochs; ``data`` is already on the device.
 
@@ -264,8 +267,12 @@ def train(
     update(s), averaged over batches. A non-finite epoch loss stops training; the outcome then
     ends at that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
     (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count.
+    ``deadline`` (a ``time.perf_counter()`` value) stops the loop after the first epoch that
+    ends past it, with ``timed_out`` set; the check reuses the clock reading the loop takes
+    anyway, so it costs one comparison an epoch.
     """
     epochs = recipe.epochs if epochs is None else epochs
+    stop_at = math.inf if deadline is None else deadline
     loss_fn = make_loss(recipe)
     optimizer = make_optimizer(recipe, model.parameters())
     train_split, valid_split = data.train, data.valid
@@ -326,7 +333,10 @@ def train(
 
         last_epoch = epoch == epochs - 1
         now = time.perf_counter()
-        due = last_epoch or curve.queued >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS
+        late = now >= stop_at
+        due = (
+            last_epoch or late or curve.queued >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS
+        )
         if due or curve.last_known_bad:
             curve.read()
             for recorder in recorders:
@@ -345,6 +355,9 @@ def train(
                 break
             if on_progress is not None:
                 on_progress(epoch, curve.losses[-1])
+            if late and not last_epoch:
+                out.timed_out = True
+                break
 
     device.synchronize()
     out.losses, out.valid_losses = curve.losses, curve.valid
