@@ -769,9 +769,9 @@ def _deterministic(label: str, rule: Rule, vb: Any, vn: Any, same_env: bool) -> 
     if isinstance(vb, str) or isinstance(vn, str):
         return finding("same" if str(vb) == str(vn) else "changed")
     vb, vn = float(vb), float(vn)
-    delta = vn - vb
-    if delta == 0:
+    if vb == vn or (math.isnan(vb) and math.isnan(vn)):  # inf and nan included
         return finding("same", 0.0)
+    delta = vn - vb
     change = delta
     if rule.relative:
         change = delta / abs(vb) if vb else math.copysign(math.inf, delta)
@@ -795,9 +795,13 @@ def _memory(label: str, rule: Rule, vb: Any, vn: Any, device: str) -> Finding | 
         return None
     vb, vn = float(vb), float(vn)
     floor = CPU_MEMORY_FLOOR if device.startswith("cpu") else MEMORY_FLOOR
+    text = f"{rule.threshold * 100:g} % and > {floor // MIB} MiB"
+    if vb == vn or not (math.isfinite(vb) and math.isfinite(vn)):
+        same = vb == vn or (math.isnan(vb) and math.isnan(vn))
+        verdict = "same" if same else "changed"
+        return Finding(label, rule.metric, "memory", vb, vn, verdict, change=0.0, rule=text)
     delta = vn - vb
     change = delta / vb if vb else (math.inf if delta > 0 else 0.0)
-    text = f"{rule.threshold * 100:g} % and > {floor // MIB} MiB"
     if delta == 0:
         verdict = "same"
     elif abs(delta) > floor and abs(change) > rule.threshold:
