@@ -501,3 +501,20 @@ def test_an_unknown_device_names_the_disabled_plugin_that_provides_it(
     line = error_line(capsys)
     assert "unknown device 'cpu'" in line
     assert "plugin devices (benchkit" in line and "BENCHKIT_DISABLE_PLUGINS disables" in line
+
+
+def test_threads_below_one_is_refused(tmp_path, capsys):
+    suite = write_suite(tmp_path / "s")
+    assert run(suite, "--out", tmp_path / "o", "--threads", "0") == 2
+    assert "--threads must be at least 1" in error_line(capsys)
+
+
+def test_a_report_that_cannot_be_written_exits_2(tmp_path, capsys):
+    suite = write_suite(tmp_path / "s")
+    out = tmp_path / "o"
+    assert run(suite, "--out", out, "--model", "single_neuron", "--seeds", "0") == 0
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert main(["report", str(out), "--out", str(afile / "report")]) == 2
+    line = error_line(capsys)
+    assert line.startswith("benchkit: error: ") and str(afile) in line
