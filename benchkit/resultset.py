@@ -23,14 +23,17 @@ anything a user can get wrong raises :class:`~benchkit.errors.BenchkitError` nam
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +175,119 @@ def curve_rows(result: RunResult) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def csv_cell(value: Any) -> str:
+    """One value as ``DataFrame.to_csv`` writes it: empty for ``None`` and NaN, ``True`` /
+    ``False``, integers plainly, floats as their shortest exact form (``repr``)."""
+    kind = type(value)
+    if kind is float:
+        return repr(value) if value == value else ""  # NaN is written empty
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "True" if value else "False"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return "" if math.isnan(number) else repr(number)
+    return str(value)
+
+
+def csv_text(
+    columns: list[str],
+    rows: Iterable[Iterable[Any]],
+    header: bool = True,
+    formatted: bool = False,
+) -> str:
+    """CSV text of ``rows`` (sequences in ``columns``' order), formatted as ``to_csv`` would:
+    the writer appends a run's rows this way, without building a DataFrame for them.
+
+    :param formatted: the cells are :func:`csv_cell` text already.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    if formatted:
+        writer.writerows(rows)
+    else:
+        cell = csv_cell
+        writer.writerows([cell(v) for v in row] for row in rows)
+    return out.getvalue()
+
+
+def _keys(result: RunResult) -> list[str]:
+    return [csv_cell(result.run_id), *(csv_cell(getattr(result, c)) for c in KEY_COLUMNS)]
+
+
+def _curve_table(result: RunResult) -> tuple[list[str], list[list[str]]]:
+    keys = _keys(result)
+    curve, valid, seconds = result.curve, result.valid_curve, result.epoch_seconds
+    cell = csv_cell
+    rows = [
+        [
+            *keys,
+            str(epoch),
+            cell(curve[epoch]),
+            cell(valid[epoch]) if epoch < len(valid) else "",
+            cell(seconds[epoch]) if epoch < len(seconds) else "",
+        ]
+        for epoch in range(len(curve))
+    ]
+    return CURVE_COLUMNS, rows
+
+
+def _series_table(result: RunResult) -> tuple[list[str], list[list[str]]]:
+    keys = _keys(result)
+    rows = [
+        [*keys, name, str(step), csv_cell(value)]
+        for name, values in result.series.items()
+        for step, value in enumerate(values)
+    ]
+    return [*_keyed_columns(), "series", "step", "value"], rows
+
+
+def _frame_table(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    rows = [[csv_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    return [str(c) for c in frame.columns], rows
+
+
+def _run_tables(result: RunResult) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """A run's rows for each per-run table (:data:`RUN_TABLES`), as columns and rows of
+    :func:`csv_cell` text."""
+    tables = {"curves.csv": _curve_table(result)}
+    if result.criteria:
+        tables["criteria.csv"] = _frame_table(criteria_frame([result]))
+    if result.trace:
+        tables["trace.csv"] = _frame_table(trace_frame([result]))
+    if result.series:
+        tables["series.csv"] = _series_table(result)
+    return tables
+
+
+class _ResultsTable:
+    """``results.csv`` as formatted text cells, one row per run, so that adding a run costs
+    formatting its own row and joining the lines, not rebuilding a DataFrame of all runs."""
+
+    def __init__(self) -> None:
+        self.columns: list[str] = list(RESULT_COLUMNS)
+        self.rows: list[dict[str, str]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.columns += [c for c in row if c not in self.columns]
+        self.rows.append({c: csv_cell(v) for c, v in row.items()})
+
+    def pop(self) -> None:
+        self.rows.pop()
+
+    def text(self) -> str:
+        return csv_text(self.columns, ([r.get(c, "") for c in self.columns] for r in self.rows))
 
 
 def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
@@ -531,7 +647,9 @@ class ResultSetWriter:
         self.rows: pd.DataFrame | None = None
         self.durable = durable
         self.previous = pd.DataFrame()
+        self._table = _ResultsTable()
         self._headers: dict[str, str] = {}
+        self._meta_written = 0.0
         self._closed = False
         del curves_every_seconds  # per-run tables are appended run by run now
         try:
@@ -576,25 +694,25 @@ class ResultSetWriter:
         docs); on a write error nothing of it stays, and :class:`OutputError` is raised."""
         sizes: dict[str, int | None] = {}
         self.results.append(result)
+        self._table.add(result_row(result))
         try:
-            for name, make in RUN_TABLES.items():
-                frame = make([result])
-                if len(frame):
-                    self._append(name, frame, sizes)
+            for name, (columns, rows) in _run_tables(result).items():
+                if rows:
+                    self._append(name, columns, rows, sizes)
             self._write_results()
         except OSError as exc:
-            self.results.pop()
-            self._cut_back(sizes)
+            self._forget_last(sizes)
             raise output_error(
                 self._failed_path(exc), exc, self._kept_text("the run being written is not")
             ) from None
         except BaseException:
-            self.results.pop()
-            self._cut_back(sizes)
+            self._forget_last(sizes)
             raise
-        # run.json is rewritten at close; results.csv already counts the run
-        with contextlib.suppress(OSError):
-            self._write_meta(finished=False, durable=False)
+        # run.json's count follows at most once a second (and at close): results.csv is what
+        # counts the run, and a rename per run is not free on a busy file system
+        if time.monotonic() - self._meta_written >= 1.0:
+            with contextlib.suppress(OSError):
+                self._write_meta(finished=False, durable=False)
 
     def frame(self) -> pd.DataFrame:
         """``results.csv`` as written: the runs of a resumed set, then the new ones."""
@@ -678,6 +796,12 @@ class ResultSetWriter:
         results = self.out_dir / "results.csv"
         if results.is_file():
             self.previous = _read_csv(results, TEXT_COLUMNS)
+            # the kept rows' cells exactly as written
+            text = pd.read_csv(results, dtype=str, keep_default_na=False)
+            self._table.columns = list(text.columns) + [
+                c for c in RESULT_COLUMNS if c not in text.columns
+            ]
+            self._table.rows = text.to_dict("records")
         ids = set(self.previous["run_id"].astype(str)) if "run_id" in self.previous else set()
         for name in RUN_TABLES:
             path = self.out_dir / name
@@ -698,7 +822,12 @@ class ResultSetWriter:
         return _ordered(both.copy()) if ordered else both
 
     def _write_results(self) -> None:
-        self._write_text("results.csv", self.frame())
+        atomic_write_text(self.out_dir / "results.csv", self._table.text(), self.durable)
+
+    def _forget_last(self, sizes: dict[str, int | None]) -> None:
+        self.results.pop()
+        self._table.pop()
+        self._cut_back(sizes)
 
     def _write_text(self, name: str, frame: pd.DataFrame, durable: bool | None = None) -> None:
         durable = self.durable if durable is None else durable
@@ -711,20 +840,21 @@ class ResultSetWriter:
         except OSError as exc:
             raise output_error(self._failed_path(exc, name), exc, self._kept_text()) from None
 
-    def _append(self, name: str, frame: pd.DataFrame, sizes: dict[str, int | None]) -> None:
-        """Append ``frame``'s rows to a per-run table; a table whose columns differ from the
-        new rows' (a traced model with other parameters) is rewritten whole instead."""
+    def _append(
+        self, name: str, columns: list[str], rows: list[list[str]], sizes: dict[str, int | None]
+    ) -> None:
+        """Append a run's rows to a per-run table; a table whose columns differ from the new
+        rows' (a traced model with other parameters) is rewritten whole instead."""
         path = self.out_dir / name
-        columns = ",".join(map(str, frame.columns))
         header = self._headers.get(name)
         if header is None and path.is_file():
             with open(path, encoding="utf-8") as f:
                 header = f.readline().rstrip("\n")
-        if header is not None and header != columns:
-            merged = pd.concat([self.table(name), frame], ignore_index=True)
-            self._write_text(name, merged)
+        if header is not None and header != csv_text(columns, [], header=True).rstrip("\n"):
+            new = pd.DataFrame(rows, columns=columns)
+            self._write_text(name, pd.concat([self.table(name), new], ignore_index=True))
             return
-        text = frame.to_csv(index=False, header=header is None)
+        text = csv_text(columns, rows, header=header is None, formatted=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -737,7 +867,7 @@ class ResultSetWriter:
         except OSError as exc:
             exc.filename = exc.filename or str(path)
             raise
-        self._headers[name] = columns
+        self._headers[name] = csv_text(columns, [], header=True).rstrip("\n")
 
     def _cut_back(self, sizes: dict[str, int | None]) -> None:
         """Undo :meth:`_append`s of a run that was not written whole."""
@@ -777,6 +907,7 @@ class ResultSetWriter:
         text = json.dumps(meta, indent=2, default=str) + "\n"
         durable = self.durable if durable is None else durable
         atomic_write_text(self.out_dir / "run.json", text, durable)
+        self._meta_written = time.monotonic()
 
 
 #: What a resumed set's environment must share with the one that made it (as compare's
