@@ -35,7 +35,7 @@ import torch
 from benchkit import threads
 from benchkit.cases import DeviceCache, call_factory, call_plugin, prepare
 from benchkit.device import Device
-from benchkit.errors import BenchkitError, describe_exception
+from benchkit.errors import BenchkitError, PluginError, describe_exception
 from benchkit.interrupts import Interrupted, deferred, handle_interrupts
 from benchkit.precision import Precision
 from benchkit.registry import Registry
@@ -429,8 +429,11 @@ def run_case(
         before = threads.read_cpu_times()
         _measure(case, registry, device, precision, result, on_progress, deadline)
         _assess_contention(result, before, threads.read_cpu_times())
+    except PluginError as exc:  # a plugin's bug, named with its plugin and package
+        result.status, result.status_detail = "error", describe_exception(exc)
     except BenchkitError as exc:
-        # a problem the user can fix (a missing or malformed data file, a bad option)
+        # what a plugin raised for a problem the user can fix (a missing or malformed data
+        # file, a bad option): the command exits 2 once the suite is done
         result.status, result.status_detail = "error", describe_exception(exc)
         result.input_error = True
     except Exception as exc:
