@@ -18,6 +18,7 @@ A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.
     options = {}                  # the dataset's options
     model_options = {}            # the model's options
     # devices / precisions / seeds here override the matrix for this case
+    max_seconds = 60              # a run stops there with status timeout, keeping its curve
 
 Everything is checked against the loaded plugins before anything runs: an unknown key, a
 value of the wrong type, or a name no plugin registered is reported with the file, the key and
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -60,6 +62,7 @@ _CASE_KEYS = _MATRIX_KEYS | {
     "model_options",
     "criteria",
     "trace",
+    "max_seconds",
 }
 _RECIPE_TYPES: dict[str, tuple[type, ...]] = {
     "loss": (str,),
@@ -94,6 +97,7 @@ class Case:
     trace: bool = False  # record parameters, gradients and prediction every epoch
     batch: int | None = None  # from a batch_sizes axis; None: the recipe's own
     tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
+    max_seconds: float | None = None  # a run stops there with status timeout
 
     @property
     def base_id(self) -> str:
@@ -204,7 +208,10 @@ class SuiteChecker:
         self.typed(name, (str,), key)
         valid = self.registry.names(kind)
         if name not in valid:
-            raise self.fail(key, f"unknown {kind} {name!r}; valid: {', '.join(valid) or 'none'}")
+            hint = self.registry.disabled_hint(kind, name)
+            raise self.fail(
+                key, f"unknown {kind} {name!r}; valid: {', '.join(valid) or 'none'}{hint}"
+            )
         return name
 
     def device(self, name: Any, key: str) -> str:
@@ -402,6 +409,7 @@ class CaseSpec:
     precisions: list[str]
     seeds: list[int]
     batches: list[int | None]
+    max_seconds: float | None = None
 
 
 def validate_case(
@@ -457,6 +465,12 @@ def validate_case(
         check.criteria(raw["criteria"], f"{where}.criteria") if "criteria" in raw else top.criteria
     )
     trace = check.typed(raw.get("trace", False), (bool,), f"{where}.trace")
+    max_seconds = raw.get("max_seconds")
+    if max_seconds is not None:
+        check.typed(max_seconds, (float, int), f"{where}.max_seconds")
+        if not (math.isfinite(max_seconds) and max_seconds > 0):
+            raise check.fail(f"{where}.max_seconds", f"expected seconds > 0, got {max_seconds}")
+        max_seconds = float(max_seconds)
     if trace and recipe.batch_size is not None:
         raise check.fail(f"{where}.trace", "a trace needs a full-batch recipe (no batch_size)")
 
@@ -505,6 +519,7 @@ def validate_case(
         precisions=precisions,
         seeds=seeds,
         batches=batches,
+        max_seconds=max_seconds,
     )
 
 
@@ -534,6 +549,7 @@ def expand_case(spec: CaseSpec, check: SuiteChecker, seen: set[tuple[str, str]])
                 spec.criteria,
                 spec.trace,
                 batch,
+                max_seconds=spec.max_seconds,
             )
             if (case.base_id, variant) in seen:
                 raise check.fail(spec.where, f"run {case.base_id} appears twice in the suite")

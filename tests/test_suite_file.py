@@ -192,9 +192,8 @@ SUITE_ERRORS = [
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, model, model_options, "
-        "options, "
-        "precisions, recipe, seeds, target_loss, trace",
+        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, max_seconds, model, "
+        "model_options, options, precisions, recipe, seeds, target_loss, trace",
     ),
     (
         "recipe-field",
