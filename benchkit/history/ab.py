@@ -255,6 +255,7 @@ def make_venv(tree: Path, where: Path, torch_spec: str, log: Path) -> str:
         [sys.executable, "-m", "venv", str(where)],
         [str(python), "-m", "pip", "install", "--quiet", torch_spec, "-e", str(tree)],
     ]
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as out:
         for cmd in steps:
             out.write(f"$ {' '.join(cmd)}\n")
