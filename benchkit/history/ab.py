@@ -27,7 +27,8 @@ Which Python runs it (``--env``):
 - ``venv`` (what ``auto`` picks otherwise, e.g. a change that adds a plugin entry point or a
   dependency): a fresh virtual environment per revision in the temporary folder, with
   ``pip install TORCH -e WORKTREE`` (``--torch``, default ``torch==`` the running torch's
-  version: the same build for both sides). This takes a minute or two per revision.
+  version: the same build for both sides). This takes minutes per revision (pip installs
+  every dependency).
 
 The output folder
 -----------------
