@@ -242,3 +242,13 @@ def test_ctrl_c_keeps_the_finished_rounds(steady_set, tmp_path, monkeypatch):
     comparison.interrupted = True
     assert comparison.rounds == 2 and comparison.exit_code == 130
     assert "INTERRUPTED" in render(comparison) and "(exit 130)" in render(comparison)
+
+
+def test_a_venv_that_cannot_be_made_is_a_one_line_error_with_its_log(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    log = tmp_path / "out" / "logs" / "venv-base.log"
+    with pytest.raises(ab.BenchkitError, match="making the environment") as caught:
+        ab.make_venv(tree, tmp_path / "venv", "not-a-package-name-benchkit==0.0.0", log)
+    assert "\n" not in str(caught.value) and str(log) in str(caught.value)
+    assert "pip" in log.read_text()

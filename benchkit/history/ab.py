@@ -27,7 +27,8 @@ Which Python runs it (``--env``):
 - ``venv`` (what ``auto`` picks otherwise, e.g. a change that adds a plugin entry point or a
   dependency): a fresh virtual environment per revision in the temporary folder, with
   ``pip install TORCH -e WORKTREE`` (``--torch``, default ``torch==`` the running torch's
-  version: the same build for both sides). This takes a minute or two per revision.
+  version: the same build for both sides). This takes minutes per revision (pip installs
+  every dependency).
 
 The output folder
 -----------------
@@ -255,6 +256,7 @@ def make_venv(tree: Path, where: Path, torch_spec: str, log: Path) -> str:
         [sys.executable, "-m", "venv", str(where)],
         [str(python), "-m", "pip", "install", "--quiet", torch_spec, "-e", str(tree)],
     ]
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as out:
         for cmd in steps:
             out.write(f"$ {' '.join(cmd)}\n")

@@ -125,7 +125,8 @@ def ab(args: argparse.Namespace) -> int:
         plan = runner.Plan(repo, *revisions, suite, _filters(args), args.rounds, out, mode, why)
         print(
             f"benchkit ab: {args.base} ({base_sha[:10]}) vs {args.head} ({head_sha[:10]}), "
-            f"{suite}, {args.rounds} rounds; environment: {mode} ({why})",
+            f"{suite}, {args.rounds} round{'s' * (args.rounds != 1)}; environment: {mode} "
+            f"({why})",
             file=sys.stderr,
         )
         finished, interrupted = runner.execute(plan)
