@@ -107,6 +107,29 @@ def test_a_tie_does_not_hold_a_strict_relation_and_says_tie():
     assert relaxed["verdict"] == "holds"
 
 
+@pytest.mark.parametrize(
+    ("relation", "fp32", "fp16", "verdict"),
+    [
+        ("<=", [8, 9], [8, 9], "holds"),  # a tie holds <=
+        ("<=", [7, 8], [8, 9], "holds"),
+        ("<=", [9, 10], [8, 9], "does not hold"),
+        ("<", [8, 9], [8, 9], "does not hold"),  # but not <
+        ("<", [7, 8], [8, 9], "holds"),
+        (">=", [7, 8], [8, 9], "does not hold"),
+    ],
+)
+def test_each_relation_on_a_tie_and_either_side_of_it(relation, fp32, fp16, verdict):
+    table = evaluate_claims(
+        [claim(relation)],
+        results(*OK2),
+        criteria(fp32={"loss <= 1e-4": fp32}, fp16={"loss <= 1e-4": fp16}),
+    )
+    row = only_row(table)
+    assert row["verdict"] == verdict
+    assert row["expect"] == f"a {relation} b"
+    assert (row["a_value"], row["b_value"]) == (sum(fp32) / 2, sum(fp16) / 2)
+
+
 def test_each_criterion_gets_its_own_verdict():
     table = evaluate_claims(
         [claim()],
