@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchkit.claims import Claim, evaluate_claims, parse_claim, verdict_table
+from benchkit.claims import CLAIM_COLUMNS, Claim, evaluate_claims, parse_claim, verdict_table
 
 
 def results(*rows: tuple) -> pd.DataFrame:
@@ -203,14 +203,15 @@ def test_diverged_runs_never_reach_a_criterion_and_are_noted():
 
 
 @pytest.mark.parametrize(
-    ("aggregate", "a", "b"), [("min", 30, 17), ("max", 40, 19), ("mean", 35, 18)]
+    ("aggregate", "a", "b"),
+    [("min", 30, 17), ("max", 46, 22), ("mean", 37, 19), ("median", 35, 18)],
 )
 def test_seed_aggregates(aggregate, a, b):
     rows = results(*OK2, ("fp32", 2, "ok", 0.1), ("fp16", 2, "ok", 0.2))
     table = evaluate_claims(
         [claim(aggregate=aggregate)],
         rows,
-        criteria(fp32={"loss == 0": [30, 35, 40]}, fp16={"loss == 0": [17, 18, 19]}),
+        criteria(fp32={"loss == 0": [30, 35, 46]}, fp16={"loss == 0": [17, 18, 22]}),
     )
     row = only_row(table)
     assert (row["a_value"], row["b_value"]) == (a, b)
@@ -527,3 +528,86 @@ def test_the_verdict_table_text():
     lines = verdict_table(sourceless.fillna("")).splitlines()
     assert not any(line.startswith("  source") for line in lines)
     assert lines[2].startswith("           HOLDS  loss == 0: ")
+
+
+def test_both_filters_of_a_side_apply_and_a_list_matches_any_of_its_values():
+    rows = pd.concat(
+        [results(*OK2), results(("fp32", 0, "ok", 9.0)).assign(model="n", run_id="n/d")],
+        ignore_index=True,
+    )
+    row = only_row(evaluate_claims([claim("<", metric="final_loss")], rows, pd.DataFrame()))
+    assert (row["a_value"], row["a_runs"]) == (0.1, 2)  # model n's fp32 run is not side a
+    seeds_claim = Claim("c", "t", "", "final_loss", "<", "median", {"seed": [0, 1]}, {"seed": [5]})
+    rows = results(("fp32", 0, "ok", 0.1), ("fp32", 1, "ok", 0.3), ("fp32", 5, "ok", 0.4))
+    row = only_row(evaluate_claims([seeds_claim], rows, pd.DataFrame()))
+    assert (row["a_runs"], row["a_value"], row["b_value"]) == (2, 0.2, 0.4)
+    assert (row["a"], row["b"]) == ("seed=0,1", "seed=5")
+
+
+def test_a_run_without_the_figure_is_skipped_not_the_rest():
+    rows = results(
+        ("fp32", 0, "ok", None),
+        ("fp32", 1, "ok", 0.1),
+        ("fp32", 2, "ok", 0.3),
+        ("fp16", 0, "ok", 1.0),
+    )
+    row = only_row(evaluate_claims([claim("<", metric="final_loss")], rows, pd.DataFrame()))
+    assert (row["a_runs"], row["a_value"]) == (2, 0.2)
+
+
+def test_a_tie_is_said_in_the_explanation():
+    rows = results(("fp32", 0, "ok", 0.5), ("fp16", 0, "ok", 0.5))
+    row = only_row(evaluate_claims([claim("<=", metric="final_loss")], rows, pd.DataFrame()))
+    assert row["explanation"] == (
+        "precision=fp32 0.5 vs precision=fp16 0.5 (median of 1 and 1 runs) (a tie)"
+    )
+
+
+def test_every_counts_a_seed_only_one_side_met_as_decisive():
+    row = only_row(
+        evaluate_claims(
+            [claim(aggregate="every")],
+            results(*OK2),
+            criteria(fp32={"loss == 0": [34, None]}, fp16={"loss == 0": [17, 18]}),
+        )
+    )
+    assert row["verdict"] == "holds"
+    assert (
+        "for 2 of 2 seeds (seed 0: epoch 34 vs epoch 17, seed 1: never vs epoch 18)"
+        in (row["explanation"])
+    )
+
+
+def test_claims_after_an_unmeasurable_one_are_still_judged_in_their_order():
+    claims = [
+        Claim(**{**claim().__dict__, "id": "z", "metric": "nope"}),
+        Claim(**{**claim("<", metric="final_loss").__dict__, "id": "a"}),
+    ]
+    table = evaluate_claims(claims, results(*OK2), pd.DataFrame())
+    assert list(table.columns) == CLAIM_COLUMNS
+    assert list(table["claim"]) == ["z", "a"]
+    assert (table["criterion"].iloc[0], table["verdict"].iloc[1]) == ("", "holds")
+    text = verdict_table(table.fillna(""))
+    assert text.index('z: "') < text.index('a: "')
+
+
+def test_sides_with_the_same_filters_are_called_a_and_b():
+    same = Claim("c", "t", "", "final_loss", "<", "median", {"model": "m"}, {"model": "m"})
+    rows = results(("fp32", 0, "ok", 0.1), ("fp32", 1, "ok", 0.1))
+    row = only_row(evaluate_claims([same], rows, pd.DataFrame()))
+    assert (row["a"], row["b"]) == ("a", "b")
+    assert row["explanation"] == "a 0.1 vs b 0.1 (median of 2 and 2 runs) (a tie)"
+
+
+def test_a_side_set_apart_by_two_filters_names_both():
+    two = Claim(
+        "c",
+        "t",
+        "",
+        "final_loss",
+        "<",
+        "median",
+        {"precision": "fp32", "seed": 0},
+        {"precision": "fp16", "seed": 1},
+    )
+    assert two.label("a") == "precision=fp32 seed=0"

@@ -70,10 +70,15 @@ def test_pure_fp16_adam_divergence_is_explained(registry):
     result = run_case(case(registry, "sine_mlp", "sine", "fp16"), registry, DeviceCache(registry))
     assert result.status == "diverged"
     assert result.nonfinite_loss == "nan"
-    assert result.params_nonfinite_epoch is not None
-    assert result.params_nonfinite_epoch < result.diverged_epoch
-    assert "parameters first non-finite after the update of epoch" in result.status_detail
-    assert "Adam's eps=1e-08 is 0 in float16" in result.status_detail
+    # eps = 0 divides 0 by 0 at the first update: NaN parameters after epoch 0, then NaN
+    # gradients and loss in epoch 1
+    assert (result.params_nonfinite_epoch, result.grads_nonfinite_epoch) == (0, 1)
+    assert result.diverged_epoch == 1
+    assert result.status_detail == (
+        "training loss nan at epoch 1; gradients first non-finite in epoch 1; parameters first "
+        "non-finite after the update of epoch 0; Adam's eps=1e-08 is 0 in float16, so a second "
+        "moment that underflows to 0 divides by zero"
+    )
 
 
 def test_a_forward_overflow_is_told_apart_from_broken_parameters(registry, toy_registry):

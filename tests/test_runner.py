@@ -92,8 +92,10 @@ def test_timing_throughput_and_memory_are_measured(toy_registry):
         (5, [1.0, 3.0, 5.0, 7.0, 9.0], 32.0),
         # 200 epochs: warm-up capped at 10: 64 x 190 / (200 - 10) s.
         (200, [float(k) for k in range(1, 201)], 64.0),
+        # spans under a second: 64 x 2 / 0.2 s
+        (3, [0.1, 0.2, 0.3], 640.0),
     ],
-    ids=["warm-up-3", "warm-up-1", "warm-up-capped-10"],
+    ids=["warm-up-3", "warm-up-1", "warm-up-capped-10", "sub-second"],
 )
 def test_throughput_leaves_the_warm_up_epochs_out(
     toy_registry, monkeypatch, epochs, seconds, expected
@@ -127,6 +129,7 @@ def test_one_epoch_or_a_zero_span_gives_no_throughput(toy_registry, monkeypatch)
     assert run_quick(toy_registry, "toy_linear", "toy_ramp", epochs=1).samples_per_second is None
     clock[:] = [2.0, 2.0, 2.0]  # a clock too coarse to see the epochs after warm-up
     result = run_quick(toy_registry, "toy_linear", "toy_ramp", epochs=3)
+    assert result.status == "ok", result.status_detail
     assert result.samples_per_second is None and result.train_seconds == 2.0
 
 
@@ -154,6 +157,37 @@ def test_peak_memory_is_the_devices_figure_for_this_run(toy_registry, monkeypatc
     result = run_quick(toy_registry, "toy_linear", "toy_ramp", epochs=2)
     assert result.peak_memory_bytes == 12345
     assert events == ["reset", "train", "peak"]
+
+
+def test_progress_is_reported_per_epoch_with_its_loss(toy_registry):
+    from benchkit.runner import DeviceCache, run_case
+    from benchkit.suite import Case
+
+    recipe = (
+        toy_registry.get("model", "toy_linear").datasets["toy_ramp"].with_overrides({"epochs": 4})
+    )
+    seen: list[tuple[int, float]] = []
+    case = Case("toy_linear", "toy_ramp", "fp32", "cpu", 0, recipe, options={"n": 64})
+    result = run_case(
+        case, toy_registry, DeviceCache(toy_registry), lambda e, loss: seen.append((e, loss))
+    )
+    assert seen and seen[-1] == (3, result.curve[3])
+
+
+def test_a_validation_criterion_reads_the_validation_curve(toy_registry):
+    from benchkit.criteria import parse_criterion
+    from benchkit.runner import DeviceCache, run_case
+    from benchkit.suite import Case
+
+    recipe = (
+        toy_registry.get("model", "toy_linear").datasets["toy_ramp"].with_overrides({"epochs": 6})
+    )
+    criterion = parse_criterion("valid_loss <= 1e9")
+    case = Case(
+        "toy_linear", "toy_ramp", "fp32", "cpu", 0, recipe, options={"n": 64}, criteria=(criterion,)
+    )
+    result = run_case(case, toy_registry, DeviceCache(toy_registry))
+    assert result.criteria["valid_loss <= 1e+09"] == (0, result.epoch_seconds[0])
 
 
 def test_validation_loss_is_recorded_every_epoch(toy_registry):

@@ -141,7 +141,9 @@ def test_a_notch_reaching_zero_leaves_the_interval_open_above():
     ids=["zero-median", "negative-median", "no-base-rounds", "no-new-rounds"],
 )
 def test_the_notch_interval_refuses_what_it_cannot_bound(args):
-    with pytest.raises(ValueError, match="positive baseline median and rounds >= 1"):
+    with pytest.raises(
+        ValueError, match=r"^notch interval needs a positive baseline median and rounds >= 1$"
+    ):
         notch_ratio_ci(*args)
 
 

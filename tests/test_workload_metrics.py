@@ -70,6 +70,9 @@ def test_a_perfect_forecast_has_r2_one_and_a_flat_series_none():
     assert perfect == {"test_mae": 0.0, "test_rmse": 0.0, "test_r2": 1.0}
     flat = rnn.forecast_metrics(Fixed([0.0, 1.0]), _forecast_data([30.0, 30.0]), CONTEXT)
     assert flat["test_mae"] == 20.0 and math.isnan(flat["test_r2"])
+    # a series that barely moves still has an R²: deviations 0.25 and 0.25, errors 0 and 0.5
+    barely = rnn.forecast_metrics(Fixed([0.0, 0.0]), _forecast_data([1.0, 1.5], 1.0, 2.0), CONTEXT)
+    assert barely["test_r2"] == pytest.approx(1 - 0.25 / 0.125, rel=1e-12)
 
 
 def test_forecast_metrics_need_a_test_split_and_its_actual_values():
@@ -204,6 +207,9 @@ def test_greedy_decoding_stops_at_eos_or_after_the_given_steps():
     assert model.calls == 4
     assert s2s.greedy_decode(model, src, 2) == [[4, 5], [5, 5], [4]]
     assert model.calls == 4 + 2
+    # rows that end at different steps: decoding stops once the last of them has ended
+    assert s2s.greedy_decode(model, torch.tensor([[7, 4], [3, 4]]), 4) == [[4], [4, 5]]
+    assert model.calls == 4 + 2 + 3
 
 
 def test_references_stop_at_eos_and_drop_padding():
