@@ -312,7 +312,10 @@ def _damage(folder: Path, damage) -> None:
     elif kind == "json":
         path.write_text(json.dumps(text if fraction < 0.5 else {"schema_version": 1, "x": text}))
     elif name.endswith(".csv"):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+            return  # damaged past reading already: nothing to edit cell by cell
         if frame.empty or not len(frame.columns):
             return
         column = frame.columns[int(fraction * (len(frame.columns) - 1))]
