@@ -597,7 +597,7 @@ def test_claims_after_an_unmeasurable_one_are_still_judged_in_their_order():
     assert list(table.columns) == CLAIM_COLUMNS + TEST_COLUMNS
     assert list(table["claim"]) == ["z", "a"]
     assert (table["criterion"].iloc[0], table["verdict"].iloc[1]) == ("", "holds")
-    text = verdict_table(table.fillna(""))
+    text = verdict_table(table.astype(object).fillna(""))
     assert text.index('z: "') < text.index('a: "')
 
 

@@ -556,6 +556,11 @@ def epochs(n_runs: int, per_run: list[float]) -> dict[str, list[float]]:
     return {f"m/d/fp32/cpu/seed{s}": list(per_run) for s in range(n_runs)}
 
 
+def each_run(samples: list[list[float]]) -> dict[str, list[float]]:
+    """Different repeats per run: run s (seed s) gets ``samples[s]``."""
+    return {f"m/d/fp32/cpu/seed{s}": values for s, values in enumerate(samples)}
+
+
 def test_per_epoch_repeats_and_contention():
     """Some epochs slowed (another process) make a slowdown unclear; every epoch slowed (a
     slower code path) is a regression."""
@@ -867,3 +872,321 @@ def test_pytest_benchmark_rows_are_grouped_by_their_key():
     got = compare(base, new)
     assert finding(got, "time", "g/t1").verdict == "regressed"
     assert finding(got, "time", "g/t2").verdict == "noise"
+
+
+# --- details the first mutation run found untested --------------------------------------------
+
+
+def test_rules_read_from_a_name_say_so():
+    assert rule_for("epochs_to[loss == 0]").doc == "first epoch the criterion held (criteria.csv)"
+    assert rule_for("step_seconds").doc == "timing (from its name)"
+    assert rule_for("gpu_memory").doc == "memory (from its name)"
+    assert {rule_for(m).doc for m in ("test_rmse", "token_accuracy", "bias")} == {"workload metric"}
+
+
+def test_an_unknown_threshold_lists_every_valid_name():
+    with pytest.raises(BenchkitError) as err:
+        judge([run(final_loss=0.1)], [run(final_loss=0.1)], thresholds={"speed": 0.1})
+    known = sorted({"final_loss", *RULES, "deterministic", "noisy", "memory", "reference"})
+    assert str(err.value) == f"--threshold: unknown metric 'speed'; valid: {', '.join(known)}"
+    with pytest.raises(BenchkitError) as err:
+        judge([run(final_loss=0.1)], [run(final_loss=0.1)], report_only={"speed"})
+    assert str(err.value) == (
+        f"--report-only 'speed': not a kind or metric; valid: status, {', '.join(known)}"
+    )
+
+
+def test_a_threshold_value_with_an_equals_sign_is_not_a_number():
+    with pytest.raises(BenchkitError, match="'1=2' is not a number"):
+        parse_threshold_args(["x=1=2"])
+
+
+def test_a_bad_value_in_the_suites_compare_table_names_the_set():
+    with pytest.raises(BenchkitError) as err:
+        judge([run(final_loss=0.1)], [run(final_loss=0.1)], new_fields={"thresholds": {"x": "y"}})
+    assert str(err.value) == "new (suite) [compare] x: 'y' is not a number"
+
+
+def test_within_tolerance_keeps_the_change_and_no_note():
+    within = one("final_loss", 0.5, 0.52, same_env=False)
+    assert within.verdict == "within" and within.change == pytest.approx(0.04, rel=1e-9)
+    assert within.note == "" and one("final_loss", 0.5, 0.6).note == ""
+
+
+def test_a_text_against_a_number_is_a_change():
+    assert one("optimizer", "adam", 3).verdict == "changed"
+    assert one("optimizer", 3, "adam").verdict == "changed"
+
+
+def test_memory_boundaries_and_the_figures_kept():
+    def memory(before, after):
+        return finding(
+            judge([run(peak_memory_bytes=before)], [run(peak_memory_bytes=after)]),
+            "peak_memory_bytes",
+        )
+
+    exactly_floor = memory(100 * MIB, 132 * MIB)  # +32 MiB: not more than the floor
+    assert exactly_floor.verdict == "within"
+    exactly_quarter = memory(200 * MIB, 250 * MIB)  # +25 %: not more than the threshold
+    assert exactly_quarter.verdict == "within"
+    one_byte = memory(0, 1)
+    assert (one_byte.change, one_byte.verdict) == (math.inf, "within")
+    kept = memory(100 * MIB, 140 * MIB)
+    assert (kept.baseline, kept.new) == (100 * MIB, 140 * MIB)
+
+
+def test_a_diverged_runs_memory_is_skipped_but_not_what_follows_it():
+    base = run(status="diverged", peak_memory_bytes=MIB, diverged_epoch=4)
+    new = run(status="diverged", peak_memory_bytes=100 * MIB, diverged_epoch=3)
+    assert finding(judge([base], [new]), "diverged_epoch").verdict == "regressed"
+
+
+def test_a_memory_figure_missing_on_one_side_does_not_stop_the_other_metrics():
+    base = run(peak_memory_bytes=MIB, final_loss=0.1)
+    new = run(peak_memory_bytes=None, final_loss=0.2)
+    assert finding(judge([base], [new]), "final_loss").verdict == "regressed"
+
+
+def test_an_unchanged_status_is_a_finding_of_its_own():
+    got = judge([run(final_loss=0.1)], [run(final_loss=0.1)])
+    assert finding(got, "status") == Finding(
+        "m/d/fp32/cpu/seed0", "status", "status", "ok", "ok", "same", True
+    )
+    quiet = judge([run(final_loss=0.1)], [run(final_loss=0.1)], report_only={"status"})
+    assert finding(quiet, "status").gated is False
+
+
+def test_the_unfinished_new_set_and_two_report_only_names_are_noted():
+    got = judge(
+        [run(final_loss=0.1)],
+        [run(final_loss=0.1)],
+        None,
+        {"meta": {"finished": False}},
+        report_only={"noisy", "deterministic"},
+        strict=True,
+    )
+    assert "the new result set did not finish (1 runs kept)" in got.notes
+    assert "report only (never fail): deterministic, noisy" in got.notes
+    assert got.strict is True
+
+
+def test_a_python_version_is_part_of_a_benchmark_files_description():
+    def bench_set(name: str) -> ResultSet:
+        rows = [{"run_id": "g/t", "group": "g", "name": "t", "params": "", "status": "ok"}]
+        return ResultSet(
+            path=Path(name),
+            kind="pytest-benchmark",
+            rows=pd.DataFrame(rows),
+            key_columns=["group", "name", "params"],
+            group_columns=["group", "name", "params"],
+            environment={"cpu": "Xeon", "machine": "x86_64", "python": "3.11.7"},
+        )
+
+    assert (
+        compare(bench_set("a"), bench_set("b"))
+        .notes[0]
+        .startswith("environments match (cpu Xeon, python 3.11.7): ")
+    )
+
+
+def test_a_fingerprint_field_one_side_lacks_counts_as_empty():
+    lacking = {k: v for k, v in ENV.items() if k != "torch_threads"}
+    empty = {**ENV, "torch_threads": ""}
+    got = judge(
+        [run(final_loss=0.1)],
+        [run(final_loss=0.1)],
+        {"environment": lacking},
+        {"environment": empty},
+    )
+    assert got.environments_match is True
+    extra = judge(
+        [run(final_loss=0.1)],
+        [run(final_loss=0.1)],
+        None,
+        {"environment": {**ENV, "python": "3.12"}},
+    )
+    assert extra.environments_match is False
+    assert "python: '' → '3.12'" in extra.notes[0]
+
+
+def test_rows_duplicated_on_one_side_only_are_matched_by_run_id():
+    base = [run(batch_size=16, final_loss=0.1), run(batch_size=64, final_loss=0.2)]
+    base[1]["run_id"] += "/batch64"
+    got = judge(base, [run(batch_size=16, final_loss=0.1)])
+    assert got.matched == 1 and got.count("only-baseline") == 1
+
+
+def test_an_empty_side_is_described_as_such():
+    empty = pd.DataFrame(columns=list(run()))
+    with pytest.raises(BenchkitError) as err:
+        compare(
+            result_set([run()], "a"), ResultSet(Path("b"), "benchkit", empty, list(KEY_COLUMNS), [])
+        )
+    assert "and b (0 rows, e.g. none)" in str(err.value)
+
+
+def test_a_fast_repeats_ratio_exactly_at_the_threshold_leaves_the_slowdown_unclear():
+    """The median fell to a quarter, the fastest repeats to a half: with a threshold of
+    50 %, a fastest-repeats change of exactly 50 % is not past it."""
+    base = {"samples_per_second": epochs(3, [100.0] * 10)}
+    new = {"samples_per_second": epochs(3, [25.0] * 9 + [50.0])}
+    rows = seeds(3, samples_per_second=100.0)
+    got = judge(
+        rows,
+        rows,
+        {"samples": base, "repeats_from": "epochs"},
+        {"samples": new, "repeats_from": "epochs"},
+        thresholds={"samples_per_second": 0.5},
+    )
+    slow = finding(got, "samples_per_second")
+    assert (slow.verdict, slow.change) == ("unclear", -0.75)
+    assert slow.note.startswith("the fastest repeats moved -50.0 % only")
+
+
+def test_the_fastest_repeats_are_the_95th_percentile_of_a_throughput():
+    # pooled 30 repeats a side: the 95th percentile sits between the 28th and 29th values
+    base = [[50.0] * 9 + [top] for top in (100.0, 200.0, 200.0)]  # 95th: 155, 96th: 184
+    new = [[25.0] * 9 + [150.0] for _ in range(3)]  # 150: -3.2 % at the 95th, -18 % at the 96th
+    got = judge(
+        seeds(3, samples_per_second=1.0),
+        seeds(3, samples_per_second=1.0),
+        {
+            "samples": {"samples_per_second": each_run(base)},
+            "repeats_from": "epochs",
+        },
+        {
+            "samples": {"samples_per_second": each_run(new)},
+            "repeats_from": "epochs",
+        },
+    )
+    slow = finding(got, "samples_per_second")
+    assert slow.verdict == "unclear"
+    assert slow.note.startswith("the fastest repeats moved -3.2 % only")
+
+
+def test_the_fastest_repeats_of_a_time_are_its_5th_percentile():
+    base = [[10.0, 40.0] + [40.0] * 8, [10.0] + [40.0] * 9, [20.0] + [40.0] * 9]  # 5th: 14.5
+    new = [[15.0] + [80.0] * 9 for _ in range(3)]  # 5th: 15; at the 6th percentile 17.4 vs 15
+    got = judge(
+        seeds(3, time=1.0),
+        seeds(3, time=1.0),
+        {"samples": {"time": each_run(base)}, "repeats_from": "rounds"},
+        {"samples": {"time": each_run(new)}, "repeats_from": "rounds"},
+    )
+    slow = finding(got, "time")
+    assert slow.verdict == "unclear"
+    assert slow.note.startswith("the fastest repeats moved +3.4 % only")
+
+
+def test_a_throughput_gain_under_double_is_an_improvement():
+    got = judge(seeds(5, samples_per_second=1.0), seeds(5, samples_per_second=1.5))
+    assert finding(got, "samples_per_second").verdict == "improved"
+
+
+def test_timings_are_listed_in_the_rule_tables_order_not_alphabetically():
+    rows = seeds(5, aa_per_second=1.0, train_seconds=1.0, samples_per_second=1.0)
+    noisy = [f.metric for f in judge(rows, rows).findings if f.kind == "noisy"]
+    assert noisy == ["samples_per_second", "train_seconds", "aa_per_second"]
+
+
+def test_a_workload_that_cannot_be_judged_does_not_hide_the_next():
+    base = seeds(5, model="a", train_seconds=0.0) + seeds(5, model="b", train_seconds=1.0)
+    new = seeds(5, model="a", train_seconds=1.0) + seeds(5, model="b", train_seconds=2.0)
+    got = judge(base, new)
+    assert [f.key for f in got.findings if f.metric == "train_seconds"] == ["b/d/fp32/cpu"]
+
+
+def test_a_timing_missing_on_one_side_is_not_judged():
+    got = judge(seeds(5, train_seconds=1.0), seeds(5, train_seconds=None, final_loss=0.1))
+    assert not [f for f in got.findings if f.metric == "train_seconds"]
+
+
+def test_notes_of_an_ungated_timing_say_both_why():
+    got = judge(
+        seeds(4, train_seconds=1.0),
+        seeds(4, train_seconds=2.0),
+        None,
+        {"environment": {**ENV, "cpu": "EPYC"}},
+    )
+    assert finding(got, "train_seconds").note == (
+        "environments differ: not gated; 4 repeats a side; judging noise needs 5"
+    )
+
+
+def test_sides_with_repeats_of_different_kinds_use_each_runs_figure():
+    rows_base = seeds(5, samples_per_second=100.0)
+    rows_new = seeds(5, samples_per_second=50.0)
+    same = {"samples_per_second": epochs(5, [100.0] * 10)}
+    got = judge(
+        rows_base,
+        rows_new,
+        {"samples": same, "repeats_from": "epochs"},
+        {"samples": same, "repeats_from": "rounds"},
+    )
+    assert finding(got, "samples_per_second").verdict == "regressed"  # the runs' own figures
+
+
+def test_the_bootstrap_uses_the_options_iterations_and_seed():
+    from benchkit.stats import bootstrap_ratio_of_medians
+
+    base = [run(seed=s, train_seconds=v) for s, v in enumerate([1.0, 1.1, 0.9, 1.05, 0.95])]
+    new = [run(seed=s, train_seconds=v) for s, v in enumerate([1.3, 1.2, 1.4, 1.25, 1.35])]
+    got = finding(judge(base, new, iterations=50, seed=7), "train_seconds")
+    direct = bootstrap_ratio_of_medians(
+        [[r["train_seconds"]] for r in base], [[r["train_seconds"]] for r in new], 50, seed=7
+    )
+    assert (got.low, got.high) == (direct.low - 1, direct.high - 1)
+
+
+def test_the_notch_interval_needs_one_summary_a_side():
+    summaries = {f"m/d/fp32/cpu/seed{s}": Summary(1.0, 0.01, 100) for s in (0, 1)}
+    slower = {"m/d/fp32/cpu/seed0": Summary(1.3, 0.01, 100)}
+    got = judge(
+        seeds(2, time=1.0),
+        seeds(2, time=1.3),
+        {"summaries": {"time": summaries}, "repeats_from": "rounds"},
+        {"summaries": {"time": slower}, "repeats_from": "rounds"},
+    )
+    assert not [f for f in got.findings if f.metric == "time"]
+
+
+def test_a_memory_metric_of_a_benchmark_file_uses_the_general_floor():
+    def bench_set(name: str, memory: float) -> ResultSet:
+        rows = [
+            {
+                "run_id": "g/t",
+                "group": "g",
+                "name": "t",
+                "params": "",
+                "status": "ok",
+                "peak_memory_bytes": memory,
+            }
+        ]
+        return ResultSet(
+            path=Path(name),
+            kind="pytest-benchmark",
+            rows=pd.DataFrame(rows),
+            key_columns=["group", "name", "params"],
+            group_columns=["group", "name", "params"],
+        )
+
+    got = finding(compare(bench_set("a", 4 * MIB), bench_set("b", 6 * MIB)), "peak_memory_bytes")
+    assert (got.verdict, got.rule) == ("regressed", "25 % and > 1 MiB")
+
+
+def test_drift_is_the_median_change_of_throughput_only():
+    base, new = [], []
+    for model, factor in (("a", 0.7), ("b", 0.8), ("c", 0.9), ("d", 1.1)):
+        base += [
+            run(seed=s, model=model, samples_per_second=100.0, final_loss=0.1) for s in range(5)
+        ]
+        new += [
+            run(seed=s, model=model, samples_per_second=100.0 * factor, final_loss=0.5)
+            for s in range(5)
+        ]
+    got = judge(base, new)
+    drift = [n for n in got.notes if n.startswith("throughput across")]
+    assert drift == [
+        "throughput across 4 workloads moved by -10.0 % (median; range -30.0 to +10.0 %): a "
+        "shift shared by all is the machine's load or a change that touches every workload"
+    ]
