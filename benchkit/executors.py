@@ -22,7 +22,10 @@ processes or on other machines uses it to describe a case as data and to run it 
   status), and :func:`differences_table` says what differs.
 
 The types an executor handles (:class:`Case`, :class:`RunResult`, :class:`Registry`,
-:class:`DeviceCache`, :class:`Progress`) are importable from here too.
+:class:`DeviceCache`, :class:`Progress`) are importable from here too, and
+:func:`~benchkit.interrupts.deferred`: Ctrl-C, SIGTERM and SIGHUP stop a suite, and an
+executor that talks to other processes holds them back while it does, so they are raised
+between two of its steps.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from benchkit.cases import DeviceCache
 from benchkit.environment import cpu_name, stamp_run
 from benchkit.errors import BenchkitError, describe_exception
 from benchkit.host_ledger import HostLedger
+from benchkit.interrupts import deferred
 from benchkit.registry import Registry, call_plugin, load_registry
 from benchkit.run_result import RunResult
 from benchkit.runner import Executor, Progress, SerialExecutor, case_result, run_case
@@ -66,6 +70,7 @@ __all__ = [
     "case_digest",
     "case_result",
     "clear_host_ledger",
+    "deferred",
     "differences_table",
     "executor_runs_here",
     "executor_session",
@@ -197,6 +202,8 @@ def task_spec(
         "case": {
             "run_id": case.run_id,
             "device": case.device,
+            # the run stage sets these after parsing (--device cuda:1, --max-time)
+            "max_seconds": case.max_seconds,
             "digest": case_digest(case),
         },
         "row": dataclasses.asdict(case_result(case)),
@@ -376,6 +383,8 @@ def _run_spec(spec: Mapping[str, Any], where: Mapping[str, Any]) -> RunResult:
         suite = _suite(spec, registry)
         wanted = spec["case"]
         case = _find_case(suite, wanted["run_id"], wanted["device"])
+        if case is not None:
+            case = replace(case, max_seconds=wanted.get("max_seconds"))
         if case is None or case_digest(case) != wanted["digest"]:
             what = "is not in the suite" if case is None else "expands differently"
             raise BenchkitError(

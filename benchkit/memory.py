@@ -39,6 +39,10 @@ if TYPE_CHECKING:  # the probe process imports as little as it can before it mea
     from benchkit.suite import Case, Suite
 
 
+#: Seconds a probe may take when neither ``--max-time`` nor the case's ``max_seconds`` says.
+PROBE_TIMEOUT = 600.0
+
+
 @dataclass
 class MemoryResult:
     """What a probe reported: the peak in bytes and the method, or why it could not run."""
@@ -101,7 +105,7 @@ def measure(
     kind: str,
     steps: int = 3,
     plugins: tuple[str, ...] = (),
-    timeout: float = 600,
+    timeout: float = PROBE_TIMEOUT,
     threads: int | None = None,
 ) -> MemoryResult:
     """Run :func:`probe` for one case in a new Python process and return its report."""
@@ -119,7 +123,10 @@ def measure(
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     except subprocess.TimeoutExpired:
-        return MemoryResult("error", detail=f"memory probe timed out after {timeout:g} s")
+        return MemoryResult(
+            "timeout",
+            detail=f"the memory probe did not finish within its time limit of {timeout:g} s",
+        )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -147,7 +154,9 @@ def run_memory(
         device = devices.get(case.device)
         name = "" if device.unavailable_reason() else device.display_name()
         for kind in ("train_step", "inference"):
-            got = measure(suite.path, case.run_id, kind, threads=threads)
+            # the case's max_seconds (with --max-time folded in by the run stage) limits a probe
+            limit = case.max_seconds if case.max_seconds is not None else PROBE_TIMEOUT
+            got = measure(suite.path, case.run_id, kind, timeout=limit, threads=threads)
             rows.append(
                 {
                     "run_id": f"{case.run_id}/{kind}",

@@ -47,8 +47,9 @@ class EpochRecorder:
 
 class TraceRecorder(EpochRecorder):
     """The source's step-by-step table: per epoch the prediction (when the model has a single
-    output), every parameter before the update and its gradient. For models with a handful of
-    parameters only."""
+    output), every parameter before the update (``weight``), its gradient (``weight_grad``)
+    and its value after the update (``weight_after``; the float16 notebook prints those).
+    For models with a handful of parameters only."""
 
     MAX_VALUES = 64
 
@@ -84,19 +85,23 @@ class TraceRecorder(EpochRecorder):
             .double()
             for p in model.parameters()
         ]
-        self._after.append(torch.cat(grads))
+        after = [p.detach().reshape(-1).double() for p in model.parameters()]
+        self._after.append(torch.cat(grads + after))
 
     def flush(self) -> None:
         if not self._before:
             return
         before = torch.stack(self._before).cpu().tolist()
         after = torch.stack(self._after).cpu().tolist()
-        for values, grads in zip(before, after, strict=True):
+        count = len(self.names)
+        for values, grads_after in zip(before, after, strict=True):
             row: dict[str, float] = {}
             if self._has_prediction:
                 row["prediction"] = values.pop(0)
             row.update(zip(self.names, values, strict=True))
+            grads, updated = grads_after[:count], grads_after[count:]
             row.update({f"{n}_grad": g for n, g in zip(self.names, grads, strict=True)})
+            row.update({f"{n}_after": v for n, v in zip(self.names, updated, strict=True)})
             self.rows.append(row)
         self._before.clear()
         self._after.clear()
@@ -182,6 +187,8 @@ class TrainOutcome:
     diverged_epoch: int | None = None
     #: the learning rate each epoch ran with; empty when the recipe has no schedule
     lrs: list[float] = field(default_factory=list)
+    #: the loop stopped at its deadline before the last epoch
+    timed_out: bool = False
 
 
 def _generator(device: Device, seed: int) -> torch.Generator:
@@ -230,18 +237,26 @@ def train(
     on_progress: ProgressFn | None = None,
     recorders: Sequence[EpochRecorder] = (),
     epochs: int | None = None,
+    deadline: float | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``recipe.epochs`` epochs with the recipe's resolved ``parts``;
     ``data`` is already on the device.
 
     The loss of an epoch is the training loss of that pass's forward step(s), before the
-    update(s), averaged over batches. A non-finite epoch loss stops training; the outcome then
-    ends at that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
+    update(s), averaged over batches. The validation loss of a full-batch epoch comes from the
+    same parameters as its training loss, before the update (as the temperature notebook
+    computes it); with minibatches it is taken after the epoch's last update (as Keras
+    reports ``val_loss``). A non-finite epoch loss stops training; the outcome then ends at
+    that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
     (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count (a
     schedule still spans the recipe's, so a shortened replay follows the same rates).
+    ``deadline`` (a ``time.perf_counter()`` value) stops the loop after the first epoch that
+    ends past it, with ``timed_out`` set; the check reuses the clock reading the loop takes
+    anyway, so it costs one comparison an epoch.
     """
     recipe = parts.recipe
     epochs = recipe.epochs if epochs is None else epochs
+    stop_at = math.inf if deadline is None else deadline
     loss_fn = parts.loss
     optimizer = parts.make_optimizer(model.parameters())
     schedule = parts.make_schedule(optimizer)
@@ -264,10 +279,14 @@ def train(
             model.train()
         if schedule is not None:
             out.lrs.append(schedule.lr())
+        valid_loss = None
         if batch == n:
             with precision.autocast(device):
                 prediction = model(*train_split.inputs)
                 loss = loss_fn(prediction, train_split.target)
+            if valid_split is not None:  # the parameters of this epoch's training loss
+                model.eval()
+                valid_loss = split_loss(model, valid_split, parts, precision, device)
             for recorder in recorders:
                 recorder.before_step(model, prediction)
             optimizer.zero_grad(set_to_none=True)
@@ -298,8 +317,7 @@ def train(
             recorder.after_step(model)
         if schedule is not None:
             schedule.step()
-        valid_loss = None
-        if valid_split is not None:
+        if valid_split is not None and valid_loss is None:  # minibatches: after the epoch
             model.eval()
             valid_loss = split_loss(model, valid_split, parts, precision, device)
         curve.add(epoch_loss, valid_loss)
@@ -307,7 +325,10 @@ def train(
 
         last_epoch = epoch == epochs - 1
         now = time.perf_counter()
-        due = last_epoch or curve.queued >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS
+        late = now >= stop_at
+        due = (
+            last_epoch or late or curve.queued >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS
+        )
         if due or curve.last_known_bad:
             curve.read()
             for recorder in recorders:
@@ -327,6 +348,9 @@ def train(
                 break
             if on_progress is not None:
                 on_progress(epoch, curve.losses[-1])
+            if late and not last_epoch:
+                out.timed_out = True
+                break
 
     device.synchronize()
     out.losses, out.valid_losses = curve.losses, curve.valid

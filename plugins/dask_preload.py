@@ -11,6 +11,9 @@ from typing import Any
 
 
 def dask_setup(worker: Any) -> None:
-    """Ignore Ctrl-C in this worker: a terminal sends it to the local workers too, and it is
-    benchkit's to handle (it stops the suite, keeps the finished runs and closes the cluster)."""
+    """Ignore Ctrl-C and a closed terminal (SIGHUP) in this worker: a terminal sends them to
+    the local workers too, and they are benchkit's to handle (it stops the suite, keeps the
+    finished runs and closes the cluster, these workers included)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -30,7 +30,6 @@ import contextlib
 import logging
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -52,6 +51,7 @@ from benchkit.executors import (
     SerialExecutor,
     case_result,
     clear_host_ledger,
+    deferred,
     differences_table,
     facts_differences,
     plugin_fingerprint,
@@ -115,35 +115,6 @@ def import_distributed() -> Any:
 async def _close_workers(nannies: list[Any], timeout: float) -> None:
     """Close a local cluster's worker processes, killing any still alive after ``timeout``."""
     await asyncio.gather(*(n.close(timeout=timeout) for n in nannies), return_exceptions=True)
-
-
-class _CtrlC:
-    """Ctrl-C while the runs go on: noted, and raised as ``KeyboardInterrupt`` between two
-    looks at the cluster. Raised wherever the main thread happened to be, it could land in
-    Dask's own code (a future's finaliser, which swallows it). A second Ctrl-C raises at once."""
-
-    def __init__(self) -> None:
-        self.pressed = False
-        self.previous: Any = None
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._note)
-
-    def _note(self, signum: int, frame: Any) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-
-    def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
-        if self.pressed:
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        """Give Ctrl-C back to Python."""
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
 
 
 @dataclass
@@ -472,32 +443,46 @@ class DaskExecutor:
         plugins = plugin_fingerprint(registry)
         waiting = collections.deque(_Task(i, c) for i, c in enumerate(cases, 1))
         inflight = self._inflight = {}
-        ctrl_c = _CtrlC()
-        run = _Run(self, token, topic, plugins, progress, len(cases), ctrl_c)
+        run = _Run(self, token, topic, plugins, progress, len(cases))
         completed = False
         try:
             while waiting or inflight:
-                ctrl_c.check()
-                live = self._live()
-                for warning in self._check_workers(live, refuse=False):
-                    if not self.context.quiet:
-                        print(f"benchkit: warning: {warning}", file=sys.stderr)
-                yield from run.told(run.reap(live, waiting))  # left out is not lost
-                usable = {a: w for a, w in live.items() if a not in self._excluded}
-                yield from run.told(run.place(usable, waiting))
-                if not inflight:
-                    continue
-                with contextlib.suppress(TimeoutError), self.client.as_current():
-                    distributed.wait(
-                        [t.future for t in inflight.values()],
-                        timeout=TICK,
-                        return_when="FIRST_COMPLETED",
-                    )
-                run.read_events(events)
-                yield from run.told(run.collect(waiting))
+                ready: list[RunResult] = []
+                warnings: list[str] = []
+                stopped: KeyboardInterrupt | None = None
+                try:
+                    # Ctrl-C (or SIGTERM, SIGHUP) waits for the end of this block: raised in
+                    # the middle of Dask's code it could be lost (a finaliser swallows it)
+                    with deferred():
+                        live = self._live()
+                        warnings = self._check_workers(live, refuse=False)
+                        ready += run.reap(live, waiting)  # a left-out worker is not a lost one
+                        usable = {a: w for a, w in live.items() if a not in self._excluded}
+                        ready += run.place(usable, waiting)
+                        if inflight:
+                            with contextlib.suppress(TimeoutError), self.client.as_current():
+                                distributed.wait(
+                                    [t.future for t in inflight.values()],
+                                    timeout=TICK,
+                                    return_when="FIRST_COMPLETED",
+                                )
+                            run.read_events(events)
+                            ready += run.collect(waiting)
+                except KeyboardInterrupt as exc:
+                    # the runs that finished are kept; one whose worker went with the same
+                    # signal (a terminal closed) was interrupted, not lost
+                    stopped = exc
+                    ready = [r for r in ready if not r.status_detail.startswith("worker lost")]
+                for warning in warnings if not self.context.quiet else ():
+                    print(f"benchkit: warning: {warning}", file=sys.stderr)
+                for result in ready:
+                    yield result  # written by the run stage before the progress shows it
+                    if progress is not None:
+                        progress.finish(result)
+                if stopped is not None:
+                    raise stopped
             completed = True
         finally:
-            ctrl_c.restore()
             run.stop(completed)
 
 
@@ -512,10 +497,8 @@ class _Run:
         plugins: dict[str, str],
         progress: Progress | None,
         total: int,
-        ctrl_c: _CtrlC,
     ) -> None:
         self.ex = executor
-        self.ctrl_c = ctrl_c
         self.client = executor.client
         self.token = token
         self.topic = topic
@@ -756,17 +739,6 @@ class _Run:
         self._announce(task)
         self._counts()
         return result
-
-    def told(self, results: Iterator[RunResult]) -> Iterator[RunResult]:
-        """Hand each result over, then show it: a run the progress shows as finished is
-        already in the result set, whenever Ctrl-C comes."""
-        for result in results:
-            # after Ctrl-C nothing more is written: a terminal sends it to the local workers
-            # too, and the runs they drop were interrupted, not lost
-            self.ctrl_c.check()
-            yield result
-            if self.progress is not None:
-                self.progress.finish(result)
 
     def stop(self, completed: bool) -> None:
         """Cancel what did not finish (Ctrl-C, an error); forget the events; remove the host

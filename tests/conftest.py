@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+# First: under mutation testing, benchkit_plugins must be the mutated copy (see the module).
+import _mutation_paths  # noqa: F401
 import benchkit_plugins.single_neuron as single_neuron
 import pytest
 import torch
 from torch import nn
 
 import benchkit
+import benchkit.threads as threads
 from benchkit import Data, Recipe, Split
 from benchkit.testing import isolated_registry
 
 # One thread: tiny models gain nothing from more, and a second busy process on a 2-core
 # machine makes multi-threaded torch spin-wait and run many times slower.
 torch.set_num_threads(1)
+
+
+_REAL_LOAD = {
+    name: getattr(threads, name) for name in ("measure_load", "read_cpu_times", "CONTENDED_SPREAD")
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_machine():
+    """Tests see a quiet machine: the start-up load probe reports idle cores at once, and no
+    run is judged contended, whatever else this machine is doing (session-wide, so result sets
+    made by session fixtures see it too). The tests of benchkit.threads call its functions
+    with readings of their own; a test marked ``real_load`` sees the machine as it is."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            threads, "measure_load", lambda seconds=0: threads.CpuLoad(2, 0.0, "tests: quiet")
+        )
+        patch.setattr(threads, "read_cpu_times", lambda: None)
+        patch.setattr(threads, "CONTENDED_SPREAD", float("inf"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _real_load(request, monkeypatch):
+    if request.node.get_closest_marker("real_load"):
+        for name, value in _REAL_LOAD.items():
+            monkeypatch.setattr(threads, name, value)
 
 
 class ToyPlugin:

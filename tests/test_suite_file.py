@@ -168,7 +168,7 @@ SUITE_ERRORS = [
         "top-level-key",
         "[matrx]\n" + case(),
         "matrx",
-        "unknown key; valid keys: cases, claims, compare, matrix, suite",
+        "unknown key; valid keys: cases, claims, compare, matrix, references, suite",
     ),
     (
         "suite-key",
@@ -192,9 +192,8 @@ SUITE_ERRORS = [
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, model, model_options, "
-        "options, "
-        "precisions, recipe, seeds, target_loss, trace",
+        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, max_seconds, model, "
+        "model_options, options, precisions, recipe, seeds, target_loss, trace",
     ),
     (
         "recipe-field",
