@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--dataset", "datasets"),
         ("--precision", "precisions"),
         ("--device", "devices (cuda:1 runs the suite's cuda cases there)"),
+        ("--mode", "execution modes (eager, compile, cudagraphs)"),
     ):
         run.add_argument(
             flag, type=_csv_list, default=[], help=f"only these {what}, comma-separated"
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="throughput suites: seconds pytest-benchmark spends per benchmark (default 0.5)",
     )
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="throughput suites: show the traceback of a failing case (else one line each)",
+    )
     run.add_argument(
         "--strict-plugins", action="store_true", help="fail if any plugin failed to load"
     )
@@ -229,6 +235,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "precisions": args.precision,
         "devices": args.device,
         "seeds": parse_seeds(args.seeds) if args.seeds else [],
+        "modes": args.mode,
     }
     cases = filter_cases(suite.cases, **filters)
     out = new_result_folder(args.out, suite.name)
@@ -238,7 +245,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         with contextlib.suppress(BenchkitError):
             devices.get(name)
     writer = ResultSetWriter(out, suite_header(suite, registry, devices, argv))
-    options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters)
+    options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters, args.debug)
     try:
         outcome = run_suite(
             suite,

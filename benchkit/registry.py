@@ -24,7 +24,7 @@ from benchkit.workload import Recipe
 
 ENTRY_POINT_GROUP = "benchkit"
 DISABLE_ENV = "BENCHKIT_DISABLE_PLUGINS"
-KINDS = ("device", "precision", "dataset", "model")
+KINDS = ("device", "precision", "mode", "dataset", "model")
 _HOOK_FOR_KIND = {kind: f"benchkit_register_{kind}s" for kind in KINDS}
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 #: A plugin module may declare the hook API it needs: ``benchkit_api = "1.0"``.
@@ -109,7 +109,7 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
             f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
         )
     allowed = {"description"}
-    if kind in ("dataset", "model"):  # suites set options only on datasets and models
+    if kind in ("dataset", "model", "mode"):  # suites set options on these
         allowed |= {"options"}
     if kind == "model":
         allowed |= {"datasets", "evaluate"}

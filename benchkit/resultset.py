@@ -40,7 +40,9 @@ from benchkit.run_result import RunResult, warmup_epochs
 
 SCHEMA_VERSION = 1
 
-KEY_COLUMNS = ["model", "dataset", "precision", "device", "seed", "variant"]
+KEY_COLUMNS = ["model", "dataset", "precision", "device", "seed", "variant", "mode"]
+#: What a key column holds in a result set written before it existed.
+KEY_DEFAULTS = {"mode": "eager"}
 RESULT_COLUMNS = [
     "run_id",
     "model",
@@ -50,6 +52,7 @@ RESULT_COLUMNS = [
     "device_name",
     "seed",
     "variant",
+    "mode",
     "status",
     "status_detail",
     "diverged_epoch",
@@ -63,6 +66,7 @@ RESULT_COLUMNS = [
     "converged_epoch",
     "zero_loss_epoch",
     "train_seconds",
+    "mode_setup_seconds",
     "time_to_target_seconds",
     "samples_per_second",
     "peak_memory_bytes",
@@ -97,6 +101,14 @@ THROUGHPUT_COLUMNS = [
     "peak_flops_per_second",
     "peak_fraction",
     "matmul_dtype",
+    # the mode's one-off work, how the step was timed, and the roofline (benchkit.roofline)
+    "mode_setup_seconds",
+    "calls_per_block",
+    "bytes_per_call",
+    "arithmetic_intensity",
+    "memory_bandwidth_bytes_per_second",
+    "bound",
+    "peak_note",
 ]
 MEMORY_COLUMNS = [*MEASUREMENT_COLUMNS, "peak_memory_bytes", "method"]
 # Integer-valued columns that may be empty: written without a trailing ".0".
@@ -524,6 +536,10 @@ def _load_folder(folder: Path) -> ResultSet:
             f"reads ({known}); compare result sets written by the same benchkit version"
         )
     rows = _read_csv(folder / "results.csv", ("variant", "status_detail", "nonfinite_loss"))
+    for column, value in KEY_DEFAULTS.items():
+        if column not in rows.columns:  # written before the column existed
+            at = list(rows.columns).index("variant") + 1 if "variant" in rows else len(rows.columns)
+            rows.insert(at, column, value)
     missing = [c for c in [*KEY_COLUMNS, "status"] if c not in rows.columns]
     if missing:
         raise BenchkitError(f"{folder / 'results.csv'}: missing columns {', '.join(missing)}")

@@ -23,6 +23,7 @@ class RunResult:
     device: str
     seed: int
     variant: str = ""
+    mode: str = "eager"  # how each step ran (benchkit.mode)
     device_name: str = ""
     status: str = "ok"
     status_detail: str = ""
@@ -37,6 +38,7 @@ class RunResult:
     converged_epoch: int | None = None
     zero_loss_epoch: int | None = None
     train_seconds: float | None = None
+    mode_setup_seconds: float | None = None  # the mode's one-off work, not in train_seconds
     time_to_target_seconds: float | None = None
     samples_per_second: float | None = None
     peak_memory_bytes: int | None = None

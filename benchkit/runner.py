@@ -25,9 +25,17 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from benchkit.cases import DeviceCache, call_factory, call_plugin, prepare
+from benchkit.cases import (
+    DeviceCache,
+    build_mode,
+    call_factory,
+    call_plugin,
+    limit_reason,
+    prepare,
+)
 from benchkit.device import Device
 from benchkit.errors import describe_exception
+from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.registry import Registry
 from benchkit.resultset import ResultSetWriter, criteria_frame, results_frame
@@ -84,8 +92,10 @@ class RunOptions:
     max_time: float = 0.5
     #: a batch-size sweep replacing the suite's (``None`` in it: the recipe's own)
     batch_sizes: list[int | None] | None = None
-    #: the command line's filters (models, datasets, precisions, devices, seeds)
+    #: the command line's filters (models, datasets, precisions, devices, seeds, modes)
     filters: dict[str, Sequence[Any]] = field(default_factory=dict)
+    #: throughput suites: show pytest's tracebacks of failing cases (else one line each)
+    debug: bool = False
 
 
 @dataclass
@@ -162,6 +172,7 @@ def run_suite(
                 options.threads,
                 options.quiet,
                 options.max_time,
+                options.debug,
             ),
         )
         crossover = crossover_table(frame)
@@ -239,6 +250,7 @@ def run_case(
         device=case.device,
         seed=case.seed,
         variant=case.variant,
+        mode=case.mode,
         target_loss=case.target_loss,
         optimizer=case.recipe.optimizer,
         lr=case.recipe.lr,
@@ -256,8 +268,16 @@ def run_case(
             return _skip(
                 result, f"precision {case.precision} unsupported on {case.device}: {reason}"
             )
-        _measure(case, registry, device, precision, result, on_progress)
+        mode = build_mode(registry, case)
+        reason = mode.unsupported_reason(device, precision)
+        if reason:
+            where = f"{case.device} in {case.precision}"
+            return _skip(result, f"mode {case.mode} unsupported on {where}: {reason}")
+        _measure(case, registry, device, precision, result, on_progress, mode)
     except Exception as exc:
+        limit = limit_reason(case, registry, devices, exc)
+        if limit:
+            return _skip(result, limit)
         result.status, result.status_detail = "error", describe_exception(exc)
     return result
 
@@ -274,6 +294,7 @@ def _measure(
     precision: Precision,
     result: RunResult,
     on_progress: ProgressFn | None,
+    mode: Mode | None = None,
 ) -> None:
     model_reg = registry.get("model", case.model)
     device.reset_peak_memory()
@@ -289,11 +310,13 @@ def _measure(
         case.seed,
         on_progress,
         recorders=[tracer] if tracer else (),
+        mode=mode,
     )
 
     result.curve = outcome.losses
     result.valid_curve = outcome.valid_losses
     result.epoch_seconds = seconds = outcome.epoch_end_seconds
+    result.mode_setup_seconds = outcome.setup_seconds or None  # empty: no one-off work
     summarise_curve(result)
     if seconds:
         result.train_seconds = seconds[-1]
@@ -375,6 +398,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
             case.seed,
             recorders=[watch],
             epochs=epoch + 1,
+            mode=build_mode(registry, case),
         )
     except Exception as exc:  # the explanation is a bonus; never lose the result over it
         parts.append(f"replay failed: {describe_exception(exc)}")

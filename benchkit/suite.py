@@ -9,6 +9,7 @@ A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.
     devices = ["cpu", "cuda", "mps"]
     precisions = ["fp32", "fp16", "bf16"]
     seeds = [0, 1, 2]
+    modes = ["eager"]             # how each step runs: eager (default), compile, cudagraphs
 
     [[cases]]
     model = "single_neuron"
@@ -17,7 +18,8 @@ A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.
     recipe = { epochs = 300 }     # override any Recipe field
     options = {}                  # the dataset's options
     model_options = {}            # the model's options
-    # devices / precisions / seeds here override the matrix for this case
+    mode_options = { compile = { backend = "inductor" } }   # per mode, its options
+    # devices / precisions / seeds / modes here override the matrix for this case
 
 Everything is checked against the loaded plugins before anything runs: an unknown key, a
 value of the wrong type, or a name no plugin registered is reported with the file, the key and
@@ -38,13 +40,14 @@ from typing import Any
 from benchkit.claims import Claim, parse_claim
 from benchkit.criteria import Criterion, parse_criterion
 from benchkit.errors import SuiteError
+from benchkit.mode import DEFAULT_MODE
 from benchkit.registry import Registry
 from benchkit.workload import LOSSES, OPTIMIZERS, Recipe
 
 SUITE_FILE = "suite.toml"
 _TOP_KEYS = {"suite", "matrix", "cases", "claims", "compare"}  # compare: see compare.py
 _SUITE_KEYS = {"name", "description", "criteria", "kind"}
-_MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes"}
+_MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes", "modes"}
 #: What ``benchkit run`` does with a suite: train (convergence), run its pytest-benchmark
 #: tests (throughput), or measure each case's peak memory in a fresh process (memory).
 SUITE_KINDS = ("convergence", "throughput", "memory")
@@ -55,6 +58,7 @@ _CASE_KEYS = _MATRIX_KEYS | {
     "recipe",
     "options",
     "model_options",
+    "mode_options",
     "criteria",
     "trace",
 }
@@ -88,12 +92,17 @@ class Case:
     trace: bool = False  # record parameters, gradients and prediction every epoch
     batch: int | None = None  # from a batch_sizes axis; None: the recipe's own
     tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
+    mode: str = DEFAULT_MODE  # how each step runs (eager, compile, cudagraphs …)
+    mode_options: dict[str, Any] = field(default_factory=dict)  # the mode's own options
 
     @property
     def base_id(self) -> str:
-        """model/dataset/precision/device/seedN, and /batchN from a batch-size sweep."""
+        """model/dataset/precision/device/seedN, /batchN from a batch-size sweep, and /MODE
+        for any mode but eager (so eager runs keep the ids they had before modes existed)."""
         base = f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
-        return base if self.batch is None else f"{base}/batch{self.batch}"
+        if self.batch is not None:
+            base = f"{base}/batch{self.batch}"
+        return base if self.mode == DEFAULT_MODE else f"{base}/{self.mode}"
 
     @property
     def run_id(self) -> str:
@@ -348,6 +357,11 @@ def parse_suite(
         devices = [check.device(d, dkey) for d in devices]
         precisions = [check.choice("precision", p, pkey) for p in precisions]
         seeds = [check.typed(s, (int,), skey) for s in seeds]
+        modes, mode_options = _modes(check, raw, matrix, where)
+        if trace and any(m != DEFAULT_MODE for m in modes):
+            raise check.fail(
+                f"{where}.trace", f"a trace records every step as written: run it in {DEFAULT_MODE}"
+            )
         batches: list[int | None] = [None]
         if batch_sizes is not None:
             batches = list(batch_sizes)
@@ -364,8 +378,10 @@ def parse_suite(
             )
             if v
         }
-        for batch in batches:
+        for batch, mode in ((b, m) for b in batches for m in modes):
             sized = dict(overrides, batch_size=batch) if batch is not None else overrides
+            if mode in raw.get("mode_options", {}):  # only this mode's options tell it apart
+                sized = dict(sized, mode_options=raw["mode_options"][mode])
             variant = json.dumps(sized, sort_keys=True) if sized else ""
             batch_recipe = recipe if batch is None else replace(recipe, batch_size=batch)
             for device in devices:
@@ -385,6 +401,8 @@ def parse_suite(
                             criteria,
                             trace,
                             batch,
+                            mode=mode,
+                            mode_options=mode_options[mode],
                         )
                         if (case.base_id, variant) in seen:
                             raise check.fail(
@@ -428,6 +446,38 @@ def parse_suite(
     )
 
 
+def _modes(
+    check: _Checker, raw: dict[str, Any], matrix: dict[str, Any], where: str
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """A case's modes (its own ``modes``, the matrix's, or eager) and each one's options: the
+    registered defaults updated by the case's ``mode_options = { MODE = { ... } }``."""
+    if "modes" in raw:
+        names, key = check.names(raw["modes"], f"{where}.modes"), f"{where}.modes"
+    elif "modes" in matrix:
+        names, key = check.names(matrix["modes"], "matrix.modes"), "matrix.modes"
+    else:  # eager needs no plugin: a registry without the built-in modes still runs suites
+        names, key = [DEFAULT_MODE], ""
+    modes = [check.choice("mode", m, key) if key else m for m in names]
+    given = check.typed(raw.get("mode_options", {}), (dict,), f"{where}.mode_options")
+    for name in given:
+        if name not in modes:
+            raise check.fail(
+                f"{where}.mode_options.{name}",
+                f"the case does not run in mode {name!r}; its modes: {', '.join(modes)}",
+            )
+    registered = check.registry.entries["mode"]
+    options = {
+        m: check.options(
+            given.get(m, {}),
+            dict(registered[m].options) if m in registered else {},
+            f"{where}.mode_options.{m}",
+            f"mode {m!r}",
+        )
+        for m in modes
+    }
+    return modes, options
+
+
 def _default_name(path: Path) -> str:
     return path.parent.name if path.name == SUITE_FILE else path.stem
 
@@ -469,6 +519,7 @@ def filter_cases(
     precisions: Iterable[str] = (),
     devices: Iterable[str] = (),
     seeds: Iterable[int] = (),
+    modes: Iterable[str] = (),
 ) -> list[Case]:
     """Narrow the suite's cases; a filter value the suite does not have is an error, and so
     are filters that have no run in common.
@@ -483,6 +534,7 @@ def filter_cases(
         ("--dataset", datasets, "dataset"),
         ("--precision", precisions, "precision"),
         ("--seeds", seeds, "seed"),
+        ("--mode", modes, "mode"),
     ):
         wanted = list(wanted)
         if not wanted:

@@ -10,7 +10,7 @@ Functions, usable from any test::
 
 Fixtures: ``benchkit_registry`` (every installed plugin, as ``benchkit run`` sees them),
 ``benchkit_isolated`` (a factory: ``benchkit_isolated(my_plugin)`` → a registry holding only
-that plugin plus the built-in devices and precisions) and ``benchkit_check_plugin``
+that plugin plus the built-in devices, precisions and modes) and ``benchkit_check_plugin``
 (:func:`check_plugin`, for tests that take their helpers as fixtures).
 
 The guide for plugin authors is ``docs/writing-plugins.md``.
@@ -34,13 +34,13 @@ from benchkit.run_result import RunResult
 from benchkit.runner import run_case
 from benchkit.suite import Case
 
-#: Built-in plugins every isolated registry gets, so that ``cpu`` and ``fp32`` exist.
-BUILTIN_BASICS = ("devices", "precisions")
+#: Built-in plugins every isolated registry gets, so that ``cpu``, ``fp32`` and ``eager`` exist.
+BUILTIN_BASICS = ("devices", "precisions", "modes")
 
 
 def isolated_registry(*plugins: object, builtins: bool = True) -> Registry:
     """A registry with only ``plugins`` (modules or objects with hook functions) loaded, plus
-    the built-in devices and precisions unless ``builtins`` is false. Load failures are
+    the built-in devices, precisions and modes unless ``builtins`` is false. Load failures are
     recorded on the registry exactly as ``benchkit plugins`` would show them. A plugin is
     named after its module (``my_package.plugin``) or, for an object, its class; a string
     names an installed plugin (``"single_neuron"``: an entry point of the ``benchkit``
@@ -91,8 +91,11 @@ def run_quick(
     options: dict[str, Any] | None = None,
     model_options: dict[str, Any] | None = None,
     recipe: dict[str, Any] | None = None,
+    mode: str = "eager",
+    mode_options: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run one model on one dataset for a few epochs, as the runner would in a suite."""
+    """Run one model on one dataset for a few epochs, as the runner would in a suite
+    (``mode`` and its ``mode_options`` say how each step runs: eager, compile …)."""
     model_reg = registry.get("model", model)
     if dataset not in model_reg.datasets:
         raise PluginError(f"model {model!r} does not fit dataset {dataset!r}")
@@ -108,8 +111,15 @@ def run_quick(
         target_loss=target_loss,
         options={**registry.get("dataset", dataset).options, **(options or {})},
         model_options={**model_reg.options, **(model_options or {})},
+        mode=mode,
+        mode_options=_mode_options(registry, mode, mode_options),
     )
     return run_case(case, registry, DeviceCache(registry))
+
+
+def _mode_options(registry: Registry, mode: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    registered = registry.entries["mode"].get(mode)
+    return {**(registered.options if registered else {}), **(given or {})}
 
 
 def check_plugin(

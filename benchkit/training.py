@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from benchkit.device import Device
+from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.workload import Data, Recipe, Split
 
@@ -52,10 +53,12 @@ def _loss_terms(recipe: Recipe, target: torch.Tensor) -> torch.Tensor:
     return torch.tensor(target.numel(), device=target.device)
 
 
-def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``params``."""
+def make_optimizer(recipe: Recipe, params, mode: Mode | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``params`` (with what ``mode`` needs of it, if given)."""
     cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     kwargs = dict(recipe.optimizer_options)
+    if mode is not None:
+        kwargs.update(mode.optimizer_options(recipe.optimizer))
     if recipe.lr is not None:
         kwargs["lr"] = recipe.lr
     return cls[recipe.optimizer](params, **kwargs)
@@ -205,12 +208,14 @@ class _Curve:
 @dataclass
 class TrainOutcome:
     """What the loop observed. ``epoch_end_seconds[i]`` is the time from the start of training
-    to the end of epoch ``i``, on the device's own clock."""
+    to the end of epoch ``i``, on the device's own clock, without the mode's one-off work
+    (compiling, capturing), which is ``setup_seconds``."""
 
     losses: list[float] = field(default_factory=list)
     valid_losses: list[float] = field(default_factory=list)
     epoch_end_seconds: list[float] = field(default_factory=list)
     diverged_epoch: int | None = None
+    setup_seconds: float = 0.0
 
 
 def _generator(device: Device, seed: int) -> torch.Generator:
@@ -257,6 +262,7 @@ def train(
     on_progress: ProgressFn | None = None,
     recorders: Sequence[EpochRecorder] = (),
     epochs: int | None = None,
+    mode: Mode | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``recipe.epochs`` epochs; ``data`` is already on the device.
 
@@ -264,36 +270,46 @@ def train(
     update(s), averaged over batches. A non-finite epoch loss stops training; the outcome then
     ends at that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
     (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count.
+    ``mode`` (eager when ``None``) executes each step; validation runs as written.
     """
     epochs = recipe.epochs if epochs is None else epochs
+    mode = mode or Mode()
     loss_fn = make_loss(recipe)
-    optimizer = make_optimizer(recipe, model.parameters())
+    optimizer = make_optimizer(recipe, model.parameters(), mode)
     train_split, valid_split = data.train, data.valid
     n = len(train_split)
     batch = min(recipe.batch_size or n, n)
     starts = range(0, n, batch)
     acc_dtype = device.accumulate_dtype
     generator = _generator(device, seed) if recipe.shuffle and batch < n else None
+    watch_prediction = tuple(recorders) if batch == n else ()
+
+    def step(inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
+        """Forward, loss, backward and update on one batch; the loss, detached."""
+        with precision.autocast(device):
+            prediction = model(*inputs)
+            loss = loss_fn(prediction, target)
+        for recorder in watch_prediction:
+            recorder.before_step(model, prediction)
+        optimizer.zero_grad(set_to_none=True)
+        precision.backward_step(loss, optimizer)
+        return loss.detach()
+
+    run_step = mode.wrap(step, device)
 
     out = TrainOutcome()
     curve = _Curve(device, acc_dtype)
     checked = 0  # epochs whose loss has been checked for divergence
     device.synchronize()
     marks = [device.mark()]
+    setup = []  # the mode's one-off seconds by the end of each epoch, taken out of its time
     last_read = time.perf_counter()
 
     for epoch in range(epochs):
         if not model.training:  # 10 us a call on a small MLP: only after validation
             model.train()
         if batch == n:
-            with precision.autocast(device):
-                prediction = model(*train_split.inputs)
-                loss = loss_fn(prediction, train_split.target)
-            for recorder in recorders:
-                recorder.before_step(model, prediction)
-            optimizer.zero_grad(set_to_none=True)
-            precision.backward_step(loss, optimizer)
-            epoch_loss = loss.detach()
+            epoch_loss = run_step(train_split.inputs, train_split.target)
         else:
             order = (
                 torch.randperm(n, generator=generator, device=generator.device)
@@ -309,11 +325,7 @@ def train(
                     idx = order[start : start + batch]
                     inputs = tuple(t[idx] for t in train_split.inputs)
                     target = train_split.target[idx]
-                with precision.autocast(device):
-                    loss = loss_fn(model(*inputs), target)
-                optimizer.zero_grad(set_to_none=True)
-                precision.backward_step(loss, optimizer)
-                total += loss.detach()
+                total += run_step(inputs, target)
             epoch_loss = total / len(starts)
         for recorder in recorders:
             recorder.after_step(model)
@@ -323,6 +335,7 @@ def train(
             valid_loss = split_loss(model, valid_split, recipe, precision, device)
         curve.add(epoch_loss, valid_loss)
         marks.append(device.mark())
+        setup.append(mode.setup_seconds)
 
         last_epoch = epoch == epochs - 1
         now = time.perf_counter()
@@ -342,11 +355,15 @@ def train(
                 del curve.losses[bad + 1 :]
                 del curve.valid[bad + 1 :]
                 del marks[bad + 2 :]
+                del setup[bad + 1 :]
                 break
             if on_progress is not None:
                 on_progress(epoch, curve.losses[-1])
 
     device.synchronize()
     out.losses, out.valid_losses = curve.losses, curve.valid
-    out.epoch_end_seconds = [device.seconds_between(marks[0], m) for m in marks[1:]]
+    out.epoch_end_seconds = [
+        device.seconds_between(marks[0], m) - s for m, s in zip(marks[1:], setup, strict=True)
+    ]
+    out.setup_seconds = mode.setup_seconds
     return out

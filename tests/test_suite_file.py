@@ -185,15 +185,14 @@ SUITE_ERRORS = [
         "matrix-key",
         MATRIX + "seed = [1]\n" + LINE_CASE,
         "matrix.seed",
-        "unknown key; valid keys: batch_sizes, devices, precisions, seeds",
+        "unknown key; valid keys: batch_sizes, devices, modes, precisions, seeds",
     ),
     (
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, model, model_options, "
-        "options, "
-        "precisions, recipe, seeds, target_loss, trace",
+        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, mode_options, model, "
+        "model_options, modes, options, precisions, recipe, seeds, target_loss, trace",
     ),
     (
         "recipe-field",
