@@ -38,6 +38,7 @@ class Progress:
         self._label = (
             f"[{index:>{width}}/{self.total}] {case.model}/{case.dataset} "
             f"{case.precision} {case.device} seed {case.seed}"
+            + ("" if case.mode == "eager" else f" {case.mode}")
         )
         if self.live:
             self._draw(f"{self._label}  starting")

@@ -7,8 +7,9 @@ mailed or attached to a CI run as one file.
 Sections: the result sets and their environments; a summary table per set; training loss
 curves per workload; the rollout of workloads that record one (``series.csv`` series
 ``NAME_actual``/``NAME_predicted``, or a ``rollout.csv`` with ``run_id, step, actual,
-predicted``); epochs to the target per precision; throughput CPU vs GPU; peak memory; and the
-claim verdicts of sets that have a ``claims.csv``. A figure that cannot be drawn is left out
+predicted``); epochs to the target per precision; throughput CPU vs GPU; peak memory; the
+roofline of throughput sets (:mod:`benchkit.roofline_plot`); and the claim verdicts of sets
+that have a ``claims.csv``. A figure that cannot be drawn is left out
 with a line saying why.
 """
 
@@ -165,6 +166,25 @@ def build_sections(
         figure(section, draw(results), name, title, why)
         sections.append(section)
 
+    if "arithmetic_intensity" in results:
+        from benchkit.roofline_plot import roofline
+
+        section = Section("Roofline")
+        section.paragraphs.append(
+            "Each measured step against its device's roofs: the peak FLOP/s of its dtype and "
+            "the memory bandwidth times its arithmetic intensity (benchkit/roofline.py says how "
+            "bytes are estimated). A point far below both roofs is bound by overhead: per-op "
+            "launch and framework cost, not arithmetic or memory."
+        )
+        figure(
+            section,
+            roofline(results),
+            "roofline.png",
+            "roofline per device",
+            "no finished throughput row has FLOPs, bytes and peaks",
+        )
+        sections.append(section)
+
     claims = extras.get("claims")
     if claims is not None and not claims.empty:
         section = Section("Claim verdicts")
@@ -206,6 +226,10 @@ def _sets_section(result_sets: list[ResultSet]) -> Section:
 def _set_summary(rs: ResultSet) -> str:
     """The terminal summary ``benchkit run`` printed for this kind of result set."""
     suite_kind = rs.meta.get("kind", "convergence")
+    if suite_kind == "profile":
+        from benchkit.profiling import profile_summary
+
+        return profile_summary(rs.rows)
     if suite_kind == "throughput" or "step_median_seconds" in rs.rows:
         from benchkit.summary import throughput_summary
 
