@@ -187,10 +187,20 @@ def memory_bandwidth(
 
 
 def device_peak(
-    device: Device, dtype: torch.dtype, folder: Path | None = None, budget: float = 0.1
+    device: Device,
+    dtype: torch.dtype,
+    folder: Path | None = None,
+    budget: float = 0.1,
+    bandwidth_bytes: int | None = None,
 ) -> Peak:
     """The peak of ``device`` in ``dtype``: from the cache where this machine measured it
-    before, else measured now (a second or two) and cached."""
+    before, else measured now (a second or two) and cached.
+
+    :param folder: the cache folder (default :func:`cache_dir`).
+    :param budget: seconds spent per matrix-product shape.
+    :param bandwidth_bytes: bytes per array of the bandwidth test (default
+        :data:`BANDWIDTH_BYTES`).
+    """
     folder = folder or cache_dir()
     key = fingerprint(device)
     name = str(dtype).removeprefix("torch.")
@@ -211,7 +221,7 @@ def device_peak(
     sync, where = device.synchronize, device.torch_device
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if not isinstance(bandwidth, int | float):
-        size = BANDWIDTH_BYTES.get(where.type, BANDWIDTH_BYTES["default"])
+        size = bandwidth_bytes or BANDWIDTH_BYTES.get(where.type, BANDWIDTH_BYTES["default"])
         bandwidth = memory_bandwidth(where, sync, size, 2 * budget)
     rate, shape = peak_gemm(where, dtype, sync, budget)
     doc = _read_cache(folder)  # another process may have written meanwhile

@@ -179,9 +179,10 @@ def benchkit_case(request: pytest.FixtureRequest) -> Iterator[Any]:
             state.skips.append({**record, "status": "skipped", "reason": limit})
             pytest.skip(limit)
         first = (str(exc).strip().splitlines() or [""])[0]
-        state.skips.append(
-            {**record, "status": "error", "reason": f"{type(exc).__name__}: {first}"}
-        )
+        line = f"{type(exc).__name__}: {first}"
+        state.skips.append({**record, "status": "error", "reason": line})
+        if request.config.getoption("tbstyle") == "no":  # one line per case, no traceback
+            pytest.fail(f"{case.run_id} {kind}: {line}", pytrace=False)
         raise
     benchmark = request.getfixturevalue("benchmark")
     dtype = prepared.precision.compute_dtype

@@ -138,8 +138,8 @@ def check_plugin(
       ends ``ok`` with a finite loss. A dataset it fits must be loaded: pass the plugins that
       register datasets it borrows in ``with_plugins`` (their own models are not run);
     - each dataset no loaded model fits is built with its default options;
-    - each precision trains a reference model (``nn.Linear(1, 1)`` on 16 points) on the CPU,
-      ending ``ok`` or ``skipped`` with the precision's reason;
+    - each precision and each mode trains a reference model (``nn.Linear(1, 1)`` on 16
+      points) on the CPU, ending ``ok`` or ``skipped`` with the precision's or mode's reason;
     - each device is built with no index; one that says it is unavailable is ``skipped`` with
       its reason, one that is present trains the reference model in fp32.
 
@@ -161,10 +161,11 @@ def check_plugin(
     if not any(registered.values()):
         pytest.fail(
             f"{name} registered nothing: are its hook functions marked @benchkit.hookimpl "
-            "and named benchkit_register_devices, _precisions, _datasets or _models?",
+            "and named benchkit_register_devices, _precisions, _modes, _datasets or _models?",
             pytrace=False,
         )
-    mine = {kind: registered.get(kind, []) for kind in ("device", "precision", "dataset", "model")}
+    kinds = ("device", "precision", "mode", "dataset", "model")
+    mine = {kind: registered.get(kind, []) for kind in kinds}
     results = []
     for model_name in mine["model"]:
         model = plain.get("model", model_name)
@@ -185,10 +186,13 @@ def check_plugin(
     for dataset in mine["dataset"]:
         if dataset not in fitted:
             _build_dataset(plain, dataset, options.get(dataset))
-    if mine["device"] or mine["precision"]:
+    if mine["device"] or mine["precision"] or mine["mode"]:
         reference = isolated_registry(plugin, *with_plugins, _ReferenceWorkload())
         for precision in mine["precision"]:
             result = run_quick(reference, *_REFERENCE, epochs=epochs, precision=precision)
+            results.append(_require(result, ("ok", "skipped")))
+        for mode in mine["mode"]:
+            result = run_quick(reference, *_REFERENCE, epochs=epochs, mode=mode)
             results.append(_require(result, ("ok", "skipped")))
         for device in mine["device"]:
             results.append(_check_device(reference, device, epochs))

@@ -31,6 +31,7 @@ def test_there_is_a_hook_per_kind():
         "benchkit_register_datasets",
         "benchkit_register_devices",
         "benchkit_register_models",
+        "benchkit_register_modes",
         "benchkit_register_precisions",
     ]
 
