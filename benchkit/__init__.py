@@ -2,10 +2,10 @@
 
 Everything a plugin author needs is importable from here: :data:`hookimpl` to mark hook
 functions; the types plugins register or receive (:class:`Recipe`, :class:`Data`,
-:class:`Split`, :class:`EvalContext`, :class:`Precision`, :class:`Device`, :class:`Mode`); the
-error to raise for a mistake the user can fix (:class:`BenchkitError`); :func:`cpu_name` for
-device plugins; and :data:`API_VERSION`. ``benchkit.errors`` and ``benchkit.testing`` are
-public too.
+:class:`Split`, :class:`EvalContext`, :class:`Precision`, :class:`Device`,
+:class:`Metric`, :class:`Mode`); the error to raise for a mistake the user can fix
+(:class:`BenchkitError`); :func:`cpu_name` for device plugins; and :data:`API_VERSION`.
+``benchkit.errors`` and ``benchkit.testing`` are public too.
 """
 
 import pluggy
@@ -13,6 +13,7 @@ import pluggy
 from benchkit.device import Device
 from benchkit.environment import cpu_name
 from benchkit.errors import BenchkitError
+from benchkit.metric import Metric
 from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.version import API_VERSION, __version__
@@ -27,6 +28,7 @@ __all__ = [
     "Data",
     "Device",
     "EvalContext",
+    "Metric",
     "Mode",
     "Precision",
     "Recipe",

@@ -23,14 +23,14 @@ import torch
 from torch import nn
 
 from benchkit.device import Device
-from benchkit.errors import BenchkitError, PluginError, describe_exception
+from benchkit.errors import BenchkitError
 from benchkit.flops import FlopCount, step_flops
 from benchkit.mode import DEFAULT_MODE, Mode
 from benchkit.precision import Precision
-from benchkit.registry import Registry
+from benchkit.recipe_parts import RecipeParts, resolve_recipe
+from benchkit.registry import Registry, call_factory
 from benchkit.roofline import ByteCount, step_bytes
 from benchkit.suite import Case
-from benchkit.training import make_loss, make_optimizer
 from benchkit.workload import Data, Split
 
 
@@ -78,27 +78,6 @@ class DeviceCache:
             else:
                 env[name] = {"available": True, "name": dev.display_name(), **dev.environment()}
         return env
-
-
-def call_factory(registry: Registry, kind: str, name: str, *args: Any) -> Any:
-    """Call the factory a plugin registered as ``name`` (see :func:`call_plugin`)."""
-    return call_plugin(registry, kind, name, "", registry.get(kind, name).factory, *args)
-
-
-def call_plugin(
-    registry: Registry, kind: str, name: str, role: str, fn: Callable[..., Any], *args: Any
-) -> Any:
-    """Call plugin code. A :class:`BenchkitError` keeps its message (it is meant for the
-    user); any other exception is a bug in the plugin, and the error names the plugin and the
-    package to report it to."""
-    try:
-        return fn(*args)
-    except BenchkitError:
-        raise
-    except Exception as exc:
-        plugin = registry.plugins[registry.get(kind, name).plugin]
-        where = f"{kind} {name!r} of plugin {plugin.describe()}" + (f", {role}" if role else "")
-        raise PluginError(f"{where}: {describe_exception(exc)}") from exc
 
 
 def build_mode(registry: Registry, case: Case) -> Mode:
@@ -202,6 +181,7 @@ class PreparedCase:
     batch_size: int
     params: int
     optimizer: torch.optim.Optimizer
+    parts: RecipeParts
     mode: Mode = field(default_factory=Mode)
     _calls: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
 
@@ -230,13 +210,14 @@ class PreparedCase:
         size = case.recipe.batch_size or n
         index = torch.arange(size, device=device.torch_device) % n
         batch = Split(tuple(t[index] for t in data.train.inputs), data.train.target[index])
-        optimizer = make_optimizer(case.recipe, model.parameters(), mode)
-        return cls(case, device, precision, model, batch, size, params, optimizer, mode)
+        parts = resolve_recipe(case.recipe, registry)
+        extra = mode.optimizer_options(case.recipe.optimizer)
+        optimizer = parts.make_optimizer(model.parameters(), extra)
+        return cls(case, device, precision, model, batch, size, params, optimizer, parts, mode)
 
     def _loss(self) -> torch.Tensor:
-        loss_fn = make_loss(self.case.recipe)
         with self.precision.autocast(self.device):
-            return loss_fn(self.model(*self.batch.inputs), self.batch.target)
+            return self.parts.loss(self.model(*self.batch.inputs), self.batch.target)
 
     def _train_call(self) -> torch.Tensor:
         self.model.train()

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument(
         "--strict-plugins", action="store_true", help="exit 2 if any plugin failed to load"
     )
+    _add_show_parsers(plugins, sub)
     _add_new_plugin_parser(sub)
     _add_compare_parser(sub)
     _add_report_parser(sub)
@@ -120,6 +121,22 @@ def _add_profile_parser(sub: argparse._SubParsersAction) -> None:
     )
     profile.add_argument("--threads", type=int, help="CPU threads for torch (1 on a busy machine)")
     profile.add_argument("--quiet", action="store_true", help="print only the final table")
+
+
+def _add_show_parsers(plugins: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
+    plugins.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also each registration's description, options, recipes and metrics",
+    )
+    show = sub.add_parser(
+        "show",
+        help="what a model, dataset, loss, optimizer, schedule, precision or device is",
+        description="Print the plugin that registered NAME, its description, its options with "
+        "their defaults, the recipe per pairing and the declared metrics.",
+    )
+    show.add_argument("name", metavar="NAME", help="a registered name, e.g. single_neuron")
 
 
 def _add_new_plugin_parser(sub: argparse._SubParsersAction) -> None:
@@ -234,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "baseline":
             return _baseline(args)
+        if args.command == "show":
+            return _show(args)
         return _plugins(args)
     except BenchkitError as exc:
         print(f"benchkit: error: {exc}", file=sys.stderr)
@@ -283,7 +302,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         # a broken device plugin is not fatal: each of its runs records the error
         with contextlib.suppress(BenchkitError):
             devices.get(name)
-    writer = ResultSetWriter(out, suite_header(suite, registry, devices, argv))
+    writer = ResultSetWriter(out, suite_header(suite, registry, devices, argv, cases))
     options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters, args.debug)
     try:
         outcome = run_suite(
@@ -355,17 +374,20 @@ def _profile(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _plugins(args: argparse.Namespace) -> int:
     from benchkit.registry import load_registry
+    from benchkit.show import plugins_listing
 
     registry = load_registry()
-    for info in sorted(registry.plugins.values(), key=lambda p: p.name):
-        where = " ".join(x for x in (info.package, info.version) if x)
-        print(f"{info.name}  [{info.status}]  {where}  ({info.module})")
-        for kind, names in sorted(info.registered.items()):
-            print(f"    {kind}s: {', '.join(names)}")
-        if info.error:
-            print(f"    error: {info.error}")
+    print(plugins_listing(registry, verbose=args.verbose))
     if args.strict_plugins:
         registry.check_strict()  # raises: the caller turns it into exit 2
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from benchkit.registry import load_registry
+    from benchkit.show import show
+
+    sys.stdout.write(show(load_registry(), args.name))
     return EXIT_OK
 
 

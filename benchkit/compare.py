@@ -1,9 +1,11 @@
 """``benchkit compare``: match two result sets and judge every metric by its own rule.
 
-Rows are matched on their key (:data:`benchkit.results.KEY_COLUMNS` for a result set from
+Rows are matched on their key (:data:`benchkit.resultset.KEY_COLUMNS` for a result set from
 ``benchkit run``; group, name and params for pytest-benchmark). Rows on one side only are
-listed. Each metric is judged by the rule :func:`rule_for` gives it (the table
-:data:`RULES`):
+listed. Each metric is judged by the rule :func:`rule_for` gives it: the table
+:data:`RULES` for benchkit's own columns, then the declaration the model's plugin made
+(``metrics={"name": benchkit.Metric(...)}``, recorded in run.json), then, for an undeclared
+metric, a rule read from its name:
 
 - ``status``: ok → diverged → error is worse; a status change to or from ``skipped`` is a
   change, not a regression;
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from benchkit.errors import BenchkitError
+from benchkit.metric import Metric, read_declarations
 from benchkit.resultset import ResultSet, Summary, row_fingerprint, row_label
 from benchkit.stats import RatioInterval, bootstrap_ratio_of_medians, notch_ratio_ci
 
@@ -163,12 +166,20 @@ IGNORED = {
 }
 
 
-def rule_for(metric: str) -> Rule:
-    """The rule of a metric: from :data:`RULES`, else a deterministic rule whose direction
-    comes from the name (``*loss*``, ``*mse*`` … lower is better; ``*accuracy*``, ``*r2*`` …
+def rule_for(metric: str, declared: Metric | None = None) -> Rule:
+    """The rule of a metric: from :data:`RULES`; else from its plugin's declaration
+    (``declared``: its direction, and its kind with that kind's default threshold); else,
+    the documented fallback for undeclared metrics, a rule read from the name (timings and
+    memory by name; ``*loss*``, ``*mse*`` … lower is better; ``*accuracy*``, ``*r2*`` …
     higher is better; anything else: any change is a change)."""
     if metric in RULES:
         return RULES[metric]
+    if declared is not None:
+        doc = f"declared by its plugin{': ' if declared.description else ''}"
+        doc += declared.description
+        if declared.kind == "noisy":
+            return Rule(metric, "noisy", declared.better, 0.10, True, doc=doc)
+        return _loss(metric, declared.better, doc)
     if metric.startswith(EPOCHS_TO):
         return _epoch(metric, "lower", "first epoch the criterion held (criteria.csv)")
     if _FASTER.search(metric) or _SLOWER.search(metric):
@@ -188,13 +199,15 @@ def rule_for(metric: str) -> Rule:
 @dataclass
 class Thresholds:
     """Overrides of the rule table: ``{metric or kind: value}``, and for deterministic
-    metrics ``{"metric.cross": value}``; later layers win."""
+    metrics ``{"metric.cross": value}``; later layers win. ``declared`` holds the metric
+    declarations of the result sets, by model."""
 
     layers: list[dict[str, float]] = field(default_factory=list)
+    declared: dict[str, dict[str, Metric]] = field(default_factory=dict)
 
-    def rule(self, metric: str) -> Rule:
-        """The rule of ``metric`` with the overrides applied."""
-        base = rule_for(metric)
+    def rule(self, metric: str, model: str = "") -> Rule:
+        """The rule of ``metric`` (of a row of ``model``) with the overrides applied."""
+        base = rule_for(metric, self.declared.get(model, {}).get(metric))
         threshold, cross = base.threshold, base.cross
         for layer in self.layers:
             for name in (base.kind, metric):
@@ -360,7 +373,11 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
                 f"--report-only {item!r}: not a kind or metric; valid: "
                 f"status, {', '.join(sorted(known))}"
             )
-    thresholds = Thresholds([suite_layer, options.thresholds])
+    # the new side's declarations win: the plugin as installed now says what a metric means
+    declared = read_declarations(base.meta)
+    for model, declarations in read_declarations(new.meta).items():
+        declared.setdefault(model, {}).update(declarations)
+    thresholds = Thresholds([suite_layer, options.thresholds], declared)
 
     findings: list[Finding] = []
     notes: list[str] = []
@@ -570,8 +587,9 @@ def _row_findings(
     out.append(Finding(label, "status", "status", sb, sn, "same", status_gated))
     if sb in ("skipped", "error"):
         return out
+    model = str(b.get("model", ""))
     for metric in metrics:
-        rule = thresholds.rule(metric)
+        rule = thresholds.rule(metric, model)
         if rule.kind == "noisy":
             continue
         if sb == "diverged" and rule.kind == "memory":
@@ -734,10 +752,10 @@ def _noisy_findings(
     out = []
     order = list(RULES)
     for metric in sorted(metrics, key=lambda m: order.index(m) if m in order else len(order)):
-        rule = thresholds.rule(metric)
-        if rule.kind != "noisy":
-            continue
         for group, keys in groups.items():
+            rule = thresholds.rule(metric, str(base_rows[keys[0]].get("model", "")))
+            if rule.kind != "noisy":
+                continue
             finding = _noisy_group(
                 base, new, metric, rule, group, keys, base_rows, new_rows, options
             )

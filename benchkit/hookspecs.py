@@ -14,6 +14,9 @@ name and factory; later API versions may add optional ones.
 
 Hooks are called once per process, when the plugin host is built, in the order below.
 A hook that raises marks its plugin as failed; the other plugins still load.
+
+Hook API 1.1 added the losses, optimizers and schedules hooks, ``recipes=`` on datasets and
+``metrics=`` on models; a plugin written for 1.0 is unaffected by them.
 """
 
 from __future__ import annotations
@@ -74,6 +77,57 @@ def benchkit_register_modes(register: RegisterFn) -> None:
     """
 
 
+# --- how training runs (hook API 1.1) ---------------------------------------------------------
+
+
+@hookspec
+def benchkit_register_losses(register: RegisterFn) -> None:
+    """Register losses a recipe can name (``mse``, ``cross_entropy``, ``bce_with_logits`` …).
+
+    Call ``register(name, factory, *, options=None, description="")`` per loss, where
+    ``factory(**options)`` returns a callable ``(prediction, target) -> scalar tensor``, the
+    mean over the batch (an ``nn.Module`` such as ``nn.BCEWithLogitsLoss()`` qualifies; so does
+    the class itself as the factory). ``options`` are the defaults of every option the loss
+    accepts; a recipe's ``loss_options`` may set only these keys, with values of the default's
+    type. A loss with an ``ignore_index`` option also receives a recipe's ``ignore_index``.
+    The factory is called once per run, before training, on the host; the callable runs in the
+    precision's autocast context on the device's tensors.
+
+    :param register: the registration callable described above.
+    """
+
+
+@hookspec
+def benchkit_register_optimizers(register: RegisterFn) -> None:
+    """Register optimizers a recipe can name (``sgd``, ``adam``, ``adamw`` …).
+
+    Call ``register(name, factory, *, options=None, description="")`` per optimizer, where
+    ``factory(params, lr, **options) -> torch.optim.Optimizer``. ``lr`` is the recipe's
+    learning rate, or ``None`` when the recipe gives none (use the optimizer's own default).
+    ``options`` are the defaults of every option the optimizer accepts; a recipe's
+    ``optimizer_options`` may set only these keys, with values of the default's type. The
+    factory is called once per run, after the model is on the device.
+
+    :param register: the registration callable described above.
+    """
+
+
+@hookspec
+def benchkit_register_schedules(register: RegisterFn) -> None:
+    """Register learning-rate schedules a recipe can name (``step``, ``cosine`` …).
+
+    Call ``register(name, factory, *, options=None, description="")`` per schedule, where
+    ``factory(optimizer, epochs, **options)`` returns a scheduler (anything with a ``step()``
+    method, such as a ``torch.optim.lr_scheduler.LRScheduler``) that benchkit steps once at the
+    end of every epoch; ``epochs`` is the recipe's. ``options`` are the defaults of every option
+    the schedule accepts; a recipe's ``schedule_options`` may set only these keys. With a
+    schedule set, each epoch's learning rate (that of the optimizer's first parameter group)
+    is written to ``curves.csv``.
+
+    :param register: the registration callable described above.
+    """
+
+
 # --- what is trained --------------------------------------------------------------------------
 
 
@@ -81,13 +135,19 @@ def benchkit_register_modes(register: RegisterFn) -> None:
 def benchkit_register_datasets(register: RegisterFn) -> None:
     """Register datasets a suite can name.
 
-    Call ``register(name, factory, *, options=None, description="")`` per dataset, where
-    ``factory(options: dict) -> benchkit.Data``. ``options`` are the defaults of every option
-    the dataset accepts (``{"path": None, "window": 20}``); a suite's ``options`` table may set
-    only these keys, with values of the default's type when the default is not ``None``.
-    benchkit calls ``torch.manual_seed(seed)`` right before the factory, so random draws are
-    reproducible per seed. The factory may raise ``benchkit.errors.BenchkitError`` with a
-    message for the user (a missing or malformed file).
+    Call ``register(name, factory, *, options=None, recipes=None, description="")`` per
+    dataset, where ``factory(options: dict) -> benchkit.Data``. ``options`` are the defaults of
+    every option the dataset accepts (``{"path": None, "window": 20}``); a suite's ``options``
+    table may set only these keys, with values of the default's type when the default is not
+    ``None``. benchkit calls ``torch.manual_seed(seed)`` right before the factory, so random
+    draws are reproducible per seed. The factory may raise ``benchkit.errors.BenchkitError``
+    with a message for the user (a missing or malformed file).
+
+    ``recipes`` (API 1.1) maps names of models, registered by any plugin, to the
+    ``benchkit.Recipe`` they train on this dataset with: the dataset offers itself to them. A
+    pairing that the model's own ``datasets`` also names must carry the same recipe; otherwise
+    the dataset's plugin fails to load with a message naming both plugins. An offer to a model
+    no plugin registered is kept for ``benchkit show`` and otherwise unused.
 
     :param register: the registration callable described above.
     """
@@ -97,7 +157,7 @@ def benchkit_register_datasets(register: RegisterFn) -> None:
 def benchkit_register_models(register: RegisterFn) -> None:
     """Register models and the datasets they can train on.
 
-    Call ``register(name, factory, *, datasets, evaluate=None, options=None,
+    Call ``register(name, factory, *, datasets, evaluate=None, options=None, metrics=None,
     description="")`` per model:
 
     - ``factory(data: benchkit.Data, options: dict) -> torch.nn.Module`` builds the model on
@@ -113,6 +173,12 @@ def benchkit_register_models(register: RegisterFn) -> None:
       of ``series.csv`` (the rollout's predicted values, say).
     - ``options`` are the defaults of the model's own options (hidden sizes …), set from a
       suite's ``model_options`` table.
+    - ``metrics`` (API 1.1) declares what the scalars ``evaluate`` returns mean:
+      ``{"accuracy": benchkit.Metric(better="higher")}``. ``benchkit compare`` judges a
+      declared metric by its direction and kind; an undeclared one by rules read from its name.
+
+    ``factory`` must be a function (or class) that builds the model, not a built
+    ``nn.Module``; anything else fails the plugin at load time.
 
     :param register: the registration callable described above.
     """

@@ -48,8 +48,9 @@ class Mode:
         return None
 
     def optimizer_options(self, optimizer: str) -> dict[str, Any]:
-        """Extra keyword arguments for the recipe's optimizer (``"sgd"``, ``"adam"``,
-        ``"adamw"``) under this mode: a captured step needs Adam's ``capturable=True``."""
+        """Options the recipe's optimizer (named ``optimizer``: ``"adam"`` …) needs under this
+        mode, over the recipe's own: a captured step needs ``capturable=True``. Options the
+        optimizer does not register are left out."""
         return {}
 
     def wrap(self, step: StepFn, device: Device) -> StepFn:

@@ -7,6 +7,7 @@ recorded with its name, package and version, and the others still load.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.metadata
 import os
@@ -16,16 +17,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+import torch
 
 import benchkit
 from benchkit import hookspecs
-from benchkit.errors import PluginError, describe_exception
+from benchkit.errors import BenchkitError, PluginError, describe_exception
+from benchkit.metric import Metric
 from benchkit.workload import Recipe
 
 ENTRY_POINT_GROUP = "benchkit"
 DISABLE_ENV = "BENCHKIT_DISABLE_PLUGINS"
-KINDS = ("device", "precision", "mode", "dataset", "model")
-_HOOK_FOR_KIND = {kind: f"benchkit_register_{kind}s" for kind in KINDS}
+#: What plugins register, in the order their hooks are called: losses, optimizers and
+#: schedules exist before any model names them in a recipe.
+KINDS = ("device", "precision", "mode", "loss", "optimizer", "schedule", "dataset", "model")
+PLURAL = {kind: "losses" if kind == "loss" else f"{kind}s" for kind in KINDS}
+HOOK_FOR_KIND = {kind: f"benchkit_register_{PLURAL[kind]}" for kind in KINDS}
+#: Kinds a recipe names, with the options a recipe sets on them.
+RECIPE_KINDS = {
+    "loss": "loss_options",
+    "optimizer": "optimizer_options",
+    "schedule": "schedule_options",
+}
+#: Kinds whose registrations take ``options=`` (the others take none: a suite cannot set any).
+_WITH_OPTIONS = {"dataset", "model", "loss", "optimizer", "schedule", "mode"}
+#: What each kind's factory is called with, for the messages about a wrong factory.
+FACTORY_SIGNATURE = {
+    "device": "factory(index) -> benchkit.Device",
+    "precision": "factory() -> benchkit.Precision",
+    "mode": "factory(options) -> benchkit.Mode",
+    "loss": "factory(**options) -> a callable (prediction, target) -> scalar tensor",
+    "optimizer": "factory(params, lr, **options) -> torch.optim.Optimizer",
+    "schedule": "factory(optimizer, epochs, **options) -> a scheduler with step()",
+    "dataset": "factory(options) -> benchkit.Data",
+    "model": "factory(data, options) -> torch.nn.Module",
+}
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 #: A plugin module may declare the hook API it needs: ``benchkit_api = "1.0"``.
 API_ATTRIBUTE = "benchkit_api"
@@ -62,6 +87,11 @@ class Registration:
     options: Mapping[str, Any] = field(default_factory=dict)
     datasets: Mapping[str, Recipe] = field(default_factory=dict)  # models only
     evaluate: Callable[..., dict[str, float]] | None = None  # models only
+    metrics: Mapping[str, Metric] = field(default_factory=dict)  # models only
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)  # datasets only: offers
+    #: models only: the datasets in ``datasets`` that offered themselves (``recipes=``), with
+    #: the plugin that registered each
+    offered_by: Mapping[str, str] = field(default_factory=dict)
 
 
 class Registry:
@@ -104,15 +134,14 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
     """Check one registration's arguments; return the normalised keyword arguments."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise PluginError(f"{kind} name {name!r} must be a string of letters, digits, _ . -")
-    if not callable(factory):
-        raise PluginError(
-            f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
-        )
+    _check_factory(kind, name, factory)
     allowed = {"description"}
-    if kind in ("dataset", "model", "mode"):  # suites set options on these
+    if kind in _WITH_OPTIONS:  # suites and recipes set options only on these
         allowed |= {"options"}
     if kind == "model":
-        allowed |= {"datasets", "evaluate"}
+        allowed |= {"datasets", "evaluate", "metrics"}
+    if kind == "dataset":
+        allowed |= {"recipes"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise PluginError(
@@ -123,26 +152,76 @@ def _validate(kind: str, name: Any, factory: Any, kwargs: dict[str, Any]) -> dic
     options = out.get("options")
     options = {} if options is None else options
     if not isinstance(options, Mapping):
-        raise PluginError(f"{kind} {name!r}: options must be a dict of defaults")
+        raise PluginError(
+            f"{kind} {name!r}: options must be a dict of each option's default, such as "
+            f"options={{'points': 100}}, got {type(options).__name__}"
+        )
     out["options"] = dict(options)
     if kind == "model":
-        datasets = out.get("datasets")
-        if not isinstance(datasets, Mapping) or not datasets:
-            raise PluginError(
-                f"model {name!r}: register() needs datasets={{dataset_name: Recipe(...)}} "
-                "naming at least one dataset the model fits"
-            )
-        for ds, recipe in datasets.items():
-            if not isinstance(recipe, Recipe):
-                raise PluginError(
-                    f"model {name!r}: datasets[{ds!r}] must be a benchkit.Recipe, "
-                    f"got {type(recipe).__name__}"
-                )
-        out["datasets"] = dict(datasets)
+        out["datasets"] = _recipes(
+            f"model {name!r}", "datasets", out.get("datasets"), "dataset_name", required=True
+        )
         evaluate = out.get("evaluate")
         if evaluate is not None and not callable(evaluate):
-            raise PluginError(f"model {name!r}: evaluate must be callable")
+            raise PluginError(
+                f"model {name!r}: evaluate must be a function (model, data, context) -> dict, "
+                f"got {type(evaluate).__name__}"
+            )
+        out["metrics"] = _metrics(name, out.get("metrics"))
+    if kind == "dataset":
+        out["recipes"] = _recipes(
+            f"dataset {name!r}", "recipes", out.get("recipes"), "model_name", required=False
+        )
     return out
+
+
+def _check_factory(kind: str, name: str, factory: Any) -> None:
+    """A factory is a function or a class that builds the thing, never the thing built."""
+    built = isinstance(factory, torch.nn.Module | torch.optim.Optimizer)
+    if built or not callable(factory):
+        what = f"a built {type(factory).__name__}" if built else type(factory).__name__
+        raise PluginError(
+            f"{kind} {name!r}: register() takes a factory, got {what}; pass a function or "
+            f"class that builds it, {FACTORY_SIGNATURE[kind]}, so that discovering plugins "
+            "builds nothing"
+        )
+
+
+def _recipes(
+    owner: str, keyword: str, value: Any, key_name: str, *, required: bool
+) -> dict[str, Recipe]:
+    example = f"{keyword}={{{key_name}: Recipe(...)}}"
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping) or (required and not value):
+        need = "naming at least one dataset the model fits" if required else "or leave it out"
+        raise PluginError(f"{owner}: register() needs {example} {need}")
+    for key, recipe in value.items():
+        if not isinstance(key, str):
+            raise PluginError(f"{owner}: {keyword} keys are names, got {key!r}")
+        if not isinstance(recipe, Recipe):
+            raise PluginError(
+                f"{owner}: {keyword}[{key!r}] must be a benchkit.Recipe, "
+                f"got {type(recipe).__name__}"
+            )
+    return dict(value)
+
+
+def _metrics(model: str, value: Any) -> dict[str, Metric]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PluginError(
+            f"model {model!r}: metrics must be a dict such as "
+            f"{{'accuracy': benchkit.Metric(better='higher')}}, got {type(value).__name__}"
+        )
+    for key, metric in value.items():
+        if not isinstance(metric, Metric):
+            raise PluginError(
+                f"model {model!r}: metrics[{key!r}] must be a benchkit.Metric, such as "
+                f"benchkit.Metric(better='higher'), got {type(metric).__name__}"
+            )
+    return dict(value)
 
 
 def _package(ep: importlib.metadata.EntryPoint) -> str:
@@ -205,7 +284,7 @@ def _hook_functions(plugin: object) -> dict[str, Any]:
 
 def _unknown_hooks(plugin: object) -> str:
     """The message for hook functions whose names no hookspec has, with the likely meant one."""
-    known = list(_HOOK_FOR_KIND.values())
+    known = list(HOOK_FOR_KIND.values())
     parts = []
     for name, fn in _hook_functions(plugin).items():
         if name in known or not hasattr(fn, "benchkit_impl"):
@@ -218,7 +297,7 @@ def _unknown_hooks(plugin: object) -> str:
 
 def _unmarked_hooks(plugin: object) -> list[str]:
     """Functions named like hooks that lack the marker pluggy looks for."""
-    known = set(_HOOK_FOR_KIND.values())
+    known = set(HOOK_FOR_KIND.values())
     return sorted(
         name
         for name, fn in _hook_functions(plugin).items()
@@ -303,16 +382,62 @@ class PluginHost:
             self.add(plugin, info)
 
     def collect(self) -> Registry:
-        """Call every plugin's register hooks, one plugin at a time, and return the registry."""
+        """Call every plugin's register hooks, one plugin at a time, then pair each model with
+        the datasets that offered themselves to it, and return the registry."""
         registry = self.registry
         for kind in KINDS:
-            caller = getattr(self.pm.hook, _HOOK_FOR_KIND[kind])
-            for impl in caller.get_hookimpls():
+            caller = getattr(self.pm.hook, HOOK_FOR_KIND[kind])
+            for impl in caller.get_hookimpls():  # in load order: benchkit's own first
                 info = registry.plugins[impl.plugin_name]
                 if info.status != "ok":
                     continue
                 self._call_one(kind, impl, info)
+        self._pair()
         return registry
+
+    def _pair(self) -> None:
+        """Add each dataset's ``recipes=`` offers to the models they name.
+
+        A pairing both sides name with different recipes fails the dataset's plugin (the
+        model keeps its own recipes). Failing a plugin takes back its models too, which can
+        only remove conflicts, so the check repeats until none is left.
+        """
+        entries = self.registry.entries
+        while True:
+            clash = next(
+                (
+                    (dataset, model)
+                    for dataset in entries["dataset"].values()
+                    for model_name, recipe in dataset.recipes.items()
+                    if (model := entries["model"].get(model_name)) is not None
+                    and dataset.name in model.datasets
+                    and model.datasets[dataset.name] != recipe
+                ),
+                None,
+            )
+            if clash is None:
+                break
+            dataset, model = clash
+            mine = self.registry.plugins[dataset.plugin]
+            theirs = self.registry.plugins[model.plugin].describe()
+            self._fail(
+                mine,
+                f"{HOOK_FOR_KIND['dataset']}: dataset {dataset.name!r} offers model "
+                f"{model.name!r} {dataset.recipes[model.name].describe()}, "
+                f"but model {model.name!r} of {theirs} names dataset {dataset.name!r} with "
+                f"{model.datasets[dataset.name].describe()}; offer the same recipe, or none "
+                "(a suite's recipe table overrides fields)",
+            )
+        for dataset in list(entries["dataset"].values()):
+            for model_name, recipe in dataset.recipes.items():
+                model = entries["model"].get(model_name)
+                if model is None or dataset.name in model.datasets:
+                    continue
+                entries["model"][model_name] = dataclasses.replace(
+                    model,
+                    datasets={**model.datasets, dataset.name: recipe},
+                    offered_by={**model.offered_by, dataset.name: dataset.plugin},
+                )
 
     def _call_one(self, kind: str, impl: pluggy.HookImpl, info: PluginInfo) -> None:
         added: list[Registration] = []
@@ -334,7 +459,7 @@ class PluginHost:
             impl.function(register=register)
         except Exception as exc:
             # A plugin's registrations count all or nothing: drop what it already registered.
-            self._fail(info, f"{_HOOK_FOR_KIND[kind]}: {describe_exception(exc)}")
+            self._fail(info, f"{HOOK_FOR_KIND[kind]}: {describe_exception(exc)}")
             return
         for reg in added:
             self.registry.entries[kind][reg.name] = reg
@@ -359,3 +484,24 @@ def load_registry(strict: bool = False) -> Registry:
     if strict:
         registry.check_strict()
     return registry
+
+
+def call_factory(registry: Registry, kind: str, name: str, *args: Any) -> Any:
+    """Call the factory a plugin registered as ``name`` (see :func:`call_plugin`)."""
+    return call_plugin(registry, kind, name, "", registry.get(kind, name).factory, *args)
+
+
+def call_plugin(
+    registry: Registry, kind: str, name: str, role: str, fn: Callable[..., Any], *args: Any
+) -> Any:
+    """Call plugin code. A :class:`BenchkitError` keeps its message (it is meant for the
+    user); any other exception is a bug in the plugin, and the error names the plugin and the
+    package to report it to."""
+    try:
+        return fn(*args)
+    except BenchkitError:
+        raise
+    except Exception as exc:
+        plugin = registry.plugins[registry.get(kind, name).plugin]
+        where = f"{kind} {name!r} of plugin {plugin.describe()}" + (f", {role}" if role else "")
+        raise PluginError(f"{where}: {describe_exception(exc)}") from exc

@@ -6,6 +6,7 @@ A result set is a folder, the contract other tools and CI read:
   for a convergence suite; one row per case and kind (:data:`THROUGHPUT_COLUMNS`,
   :data:`MEMORY_COLUMNS`) for a throughput or memory suite;
 - ``curves.csv``: one row per run and epoch (:data:`CURVE_COLUMNS`), joinable on ``run_id``;
+  ``lr`` is the epoch's learning rate when the recipe has a schedule, empty otherwise;
 - the optional per-run tables :data:`EXTRA_TABLES` (``criteria.csv``, ``trace.csv``,
   ``series.csv``) and per-suite ones (``claims.csv``, ``crossover.csv``; a throughput suite's
   ``benchmark.json`` from pytest-benchmark);
@@ -76,7 +77,8 @@ RESULT_COLUMNS = [
     "optimizer",
     "lr",
 ]
-CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds"]
+# lr: the epoch's learning rate, written when the recipe has a schedule (empty otherwise)
+CURVE_COLUMNS = ["run_id", *KEY_COLUMNS, "epoch", "loss", "valid_loss", "seconds", "lr"]
 #: The leading columns of every per-case measurement table (throughput, memory).
 MEASUREMENT_COLUMNS = [
     "run_id",
@@ -150,6 +152,7 @@ def curve_rows(result: RunResult) -> list[dict[str, Any]]:
                 "seconds": result.epoch_seconds[epoch]
                 if epoch < len(result.epoch_seconds)
                 else None,
+                "lr": result.lr_curve[epoch] if epoch < len(result.lr_curve) else None,
             }
         )
     return rows

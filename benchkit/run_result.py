@@ -51,6 +51,7 @@ class RunResult:
     curve: list[float] = field(default_factory=list)
     valid_curve: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    lr_curve: list[float] = field(default_factory=list)  # per epoch, with a schedule only
     criteria: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
     trace: list[dict[str, float]] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)

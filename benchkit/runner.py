@@ -25,19 +25,13 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from benchkit.cases import (
-    DeviceCache,
-    build_mode,
-    call_factory,
-    call_plugin,
-    limit_reason,
-    prepare,
-)
+from benchkit.cases import DeviceCache, build_mode, limit_reason, prepare
 from benchkit.device import Device
 from benchkit.errors import describe_exception
 from benchkit.mode import Mode
 from benchkit.precision import Precision
-from benchkit.registry import Registry
+from benchkit.recipe_parts import resolve_recipe
+from benchkit.registry import Registry, call_factory, call_plugin
 from benchkit.resultset import ResultSetWriter, criteria_frame, results_frame
 from benchkit.run_result import RunResult, summarise_curve, warmup_epochs
 from benchkit.suite import Case, Suite
@@ -117,11 +111,17 @@ class SuiteOutcome:
 
 
 def suite_header(
-    suite: Suite, registry: Registry, devices: DeviceCache, argv: Sequence[str]
+    suite: Suite,
+    registry: Registry,
+    devices: DeviceCache,
+    argv: Sequence[str],
+    cases: Sequence[Case] = (),
 ) -> dict[str, Any]:
     """What ``run.json`` records about a run of ``suite`` before it starts (the writer adds the
-    schema version and the state): the suite, its text and hash, the environment and plugins."""
+    schema version and the state): the suite, its text and hash, the environment, the plugins,
+    and what the metrics of the models in ``cases`` mean (for compare)."""
     from benchkit.environment import capture
+    from benchkit.metric import declared_metrics
 
     return {
         "kind": suite.kind,
@@ -138,6 +138,7 @@ def suite_header(
             p.name: {"package": p.package, "version": p.version, "status": p.status}
             for p in registry.plugins.values()
         },
+        "metrics": declared_metrics(registry, [c.model for c in cases]),
     }
 
 
@@ -297,6 +298,7 @@ def _measure(
     mode: Mode | None = None,
 ) -> None:
     model_reg = registry.get("model", case.model)
+    parts = resolve_recipe(case.recipe, registry)
     device.reset_peak_memory()
     model, data, result.params = prepare(case, registry, device, precision)
     result.train_samples = len(data.train)
@@ -304,7 +306,7 @@ def _measure(
     outcome = train(
         model,
         data,
-        case.recipe,
+        parts,
         precision,
         device,
         case.seed,
@@ -315,6 +317,7 @@ def _measure(
 
     result.curve = outcome.losses
     result.valid_curve = outcome.valid_losses
+    result.lr_curve = outcome.lrs
     result.epoch_seconds = seconds = outcome.epoch_end_seconds
     result.mode_setup_seconds = outcome.setup_seconds or None  # empty: no one-off work
     summarise_curve(result)
@@ -341,7 +344,7 @@ def _measure(
     else:
         model.eval()
         if data.test is not None:
-            test_loss = split_loss(model, data.test, case.recipe, precision, device)
+            test_loss = split_loss(model, data.test, parts, precision, device)
             result.metrics["test_loss"] = float(test_loss)
         if result.valid_curve:
             result.metrics["valid_loss"] = result.valid_curve[-1]
@@ -392,7 +395,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
         train(
             model,
             data,
-            case.recipe,
+            resolve_recipe(case.recipe, registry),
             precision,
             device,
             case.seed,

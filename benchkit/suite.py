@@ -41,8 +41,9 @@ from benchkit.claims import Claim, parse_claim
 from benchkit.criteria import Criterion, parse_criterion
 from benchkit.errors import SuiteError
 from benchkit.mode import DEFAULT_MODE
-from benchkit.registry import Registry
-from benchkit.workload import LOSSES, OPTIMIZERS, Recipe
+from benchkit.recipe_parts import recipe_problem
+from benchkit.registry import RECIPE_KINDS, Registry
+from benchkit.workload import Recipe
 
 SUITE_FILE = "suite.toml"
 _TOP_KEYS = {"suite", "matrix", "cases", "claims", "compare"}  # compare: see compare.py
@@ -71,6 +72,9 @@ _RECIPE_TYPES: dict[str, tuple[type, ...]] = {
     "shuffle": (bool,),
     "optimizer_options": (dict,),
     "ignore_index": (int,),
+    "loss_options": (dict,),
+    "schedule": (str,),
+    "schedule_options": (dict,),
 }
 
 
@@ -254,17 +258,27 @@ class _Checker:
                 valid = ", ".join(sorted(_RECIPE_TYPES))
                 raise self.fail(f"{key}.{name}", f"unknown recipe field; valid: {valid}")
             self.typed(value, _RECIPE_TYPES[name], f"{key}.{name}")
-        for name, valid in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
-            if name in given and given[name] not in valid:
-                raise self.fail(
-                    f"{key}.{name}", f"unknown {name} {given[name]!r}; valid: {', '.join(valid)}"
+        for kind, options_field in RECIPE_KINDS.items():
+            name = given.get(kind, getattr(base, kind))
+            if kind in given:
+                self.choice(kind, name, f"{key}.{kind}")
+            if options_field in given and name is not None:
+                self.options(
+                    given[options_field],
+                    dict(self.registry.get(kind, name).options),
+                    f"{key}.{options_field}",
+                    f"{kind} {name!r}",
                 )
         if not _plain(given):
             raise self.fail(key, "values must be strings, numbers, booleans, arrays or tables")
         try:
-            return base.with_overrides(given), dict(given)
-        except ValueError as exc:
+            recipe = base.with_overrides(given)
+        except (TypeError, ValueError) as exc:
             raise self.fail(key, str(exc)) from None
+        problem = recipe_problem(recipe, self.registry)
+        if problem:
+            raise self.fail(key, f"the recipe {recipe.describe()}: {problem}")
+        return recipe, dict(given)
 
 
 def parse_suite(
@@ -313,7 +327,8 @@ def parse_suite(
             raise check.fail(
                 f"{where}.dataset",
                 f"model {model!r} does not fit dataset {dataset!r}; "
-                f"it fits: {', '.join(sorted(model_reg.datasets))}",
+                f"it fits: {', '.join(sorted(model_reg.datasets))} (a dataset's plugin can "
+                f"offer it with register(..., recipes={{{model!r}: Recipe(...)}}))",
             )
         recipe, recipe_overrides = check.recipe(
             model_reg.datasets[dataset], raw.get("recipe", {}), f"{where}.recipe"

@@ -2,11 +2,11 @@
 
 Functions, usable from any test::
 
-    from benchkit.testing import isolated_registry, run_quick, check_plugin
+    from benchkit.testing import assert_ok, isolated_registry, run_quick, check_plugin
 
     def test_my_plugin():
         results = check_plugin(my_package.plugin)   # loads it alone, runs every model briefly
-        assert all(r.status == "ok" for r in results)
+        assert_ok(*results)                         # on failure: each run's status_detail
 
 Fixtures: ``benchkit_registry`` (every installed plugin, as ``benchkit run`` sees them),
 ``benchkit_isolated`` (a factory: ``benchkit_isolated(my_plugin)`` → a registry holding only
@@ -29,18 +29,28 @@ import torch
 import benchkit
 from benchkit.cases import DeviceCache
 from benchkit.errors import PluginError
-from benchkit.registry import ENTRY_POINT_GROUP, PluginHost, PluginInfo, Registry, load_registry
+from benchkit.registry import (
+    ENTRY_POINT_GROUP,
+    HOOK_FOR_KIND,
+    KINDS,
+    PluginHost,
+    PluginInfo,
+    Registry,
+    load_registry,
+)
 from benchkit.run_result import RunResult
 from benchkit.runner import run_case
 from benchkit.suite import Case
 
-#: Built-in plugins every isolated registry gets, so that ``cpu``, ``fp32`` and ``eager`` exist.
-BUILTIN_BASICS = ("devices", "precisions", "modes")
+#: Built-in plugins every isolated registry gets, so that ``cpu``, ``fp32``, ``eager`` and the
+#: built-in losses, optimizers and schedules exist.
+BUILTIN_BASICS = ("devices", "precisions", "modes", "losses", "optimizers", "schedules")
 
 
 def isolated_registry(*plugins: object, builtins: bool = True) -> Registry:
     """A registry with only ``plugins`` (modules or objects with hook functions) loaded, plus
-    the built-in devices, precisions and modes unless ``builtins`` is false. Load failures are
+    the built-in devices, precisions, modes, losses, optimizers and schedules unless
+    ``builtins`` is false. Load failures are
     recorded on the registry exactly as ``benchkit plugins`` would show them. A plugin is
     named after its module (``my_package.plugin``) or, for an object, its class; a string
     names an installed plugin (``"single_neuron"``: an entry point of the ``benchkit``
@@ -95,10 +105,13 @@ def run_quick(
     mode_options: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run one model on one dataset for a few epochs, as the runner would in a suite
-    (``mode`` and its ``mode_options`` say how each step runs: eager, compile …)."""
+    (``mode`` and its ``mode_options`` say how each step runs: eager, compile …). The run
+    never raises for a problem of its own: check ``status`` with :func:`assert_ok`, which
+    shows ``status_detail`` when it is not ``ok``."""
     model_reg = registry.get("model", model)
     if dataset not in model_reg.datasets:
-        raise PluginError(f"model {model!r} does not fit dataset {dataset!r}")
+        fits = ", ".join(sorted(model_reg.datasets))
+        raise PluginError(f"model {model!r} does not fit dataset {dataset!r}; it fits: {fits}")
     base = model_reg.datasets[dataset]
     overrides = {"epochs": epochs, **(recipe or {})}
     case = Case(
@@ -137,7 +150,13 @@ def check_plugin(
     - each model runs on each dataset it fits for ``epochs`` epochs on the CPU in fp32 and
       ends ``ok`` with a finite loss. A dataset it fits must be loaded: pass the plugins that
       register datasets it borrows in ``with_plugins`` (their own models are not run);
-    - each dataset no loaded model fits is built with its default options;
+    - each dataset no loaded model fits is built with its default options; a dataset that
+      offers itself to a model (``recipes=``) trains that model for ``epochs`` epochs, which
+      must be loaded (pass its plugin in ``with_plugins``);
+    - each loss, optimizer and schedule that no run above used trains a reference model
+      (``nn.Linear(1, 1)`` regressing 16 points) with its default options on the CPU, ending
+      ``ok``; a loss the reference cannot use (one for class indices) is checked by
+      registering a model whose recipe names it;
     - each precision and each mode trains a reference model (``nn.Linear(1, 1)`` on 16
       points) on the CPU, ending ``ok`` or ``skipped`` with the precision's or mode's reason;
     - each device is built with no index; one that says it is unavailable is ``skipped`` with
@@ -161,36 +180,60 @@ def check_plugin(
     if not any(registered.values()):
         pytest.fail(
             f"{name} registered nothing: are its hook functions marked @benchkit.hookimpl "
-            "and named benchkit_register_devices, _precisions, _modes, _datasets or _models?",
+            f"and named {', '.join(HOOK_FOR_KIND.values())}?",
             pytrace=False,
         )
-    kinds = ("device", "precision", "mode", "dataset", "model")
-    mine = {kind: registered.get(kind, []) for kind in kinds}
+    mine = {kind: registered.get(kind, []) for kind in KINDS}
     results = []
-    for model_name in mine["model"]:
-        model = plain.get("model", model_name)
-        for dataset in model.datasets:
-            if dataset not in plain.entries["dataset"]:
+    used: set[tuple[str, str | None]] = set()
+    pairs = [(m, d) for m in mine["model"] for d in plain.get("model", m).datasets]
+    for dataset in mine["dataset"]:
+        for model_name in plain.get("dataset", dataset).recipes:
+            if model_name not in plain.entries["model"]:
                 pytest.fail(
-                    f"model {model_name!r} fits dataset {dataset!r}, which no loaded plugin "
-                    "registers: fix the name, or pass the plugin that registers it in "
-                    "with_plugins=[...]",
+                    f"dataset {dataset!r} offers itself to model {model_name!r}, which no "
+                    "loaded plugin registers: fix the name, or pass the plugin that registers "
+                    "it in with_plugins=[...]",
                     pytrace=False,
                 )
-            result = run_quick(
-                plain, model_name, dataset, epochs=epochs, options=options.get(dataset)
+            if (model_name, dataset) not in pairs:
+                pairs.append((model_name, dataset))
+    for model_name, dataset in pairs:
+        if dataset not in plain.entries["dataset"]:
+            pytest.fail(
+                f"model {model_name!r} fits dataset {dataset!r}, which no loaded plugin "
+                "registers: fix the name, or pass the plugin that registers it in "
+                "with_plugins=[...]",
+                pytrace=False,
             )
-            _require(result, ("ok",))
-            results.append(result)
+        result = run_quick(plain, model_name, dataset, epochs=epochs, options=options.get(dataset))
+        results.append(_require(result, ("ok",)))
+        recipe = plain.get("model", model_name).datasets[dataset]
+        used |= {("loss", recipe.loss), ("optimizer", recipe.optimizer)}
+        used.add(("schedule", recipe.schedule))
     fitted = {d for m in plain.entries["model"].values() for d in m.datasets}
     for dataset in mine["dataset"]:
         if dataset not in fitted:
             _build_dataset(plain, dataset, options.get(dataset))
-    if mine["device"] or mine["precision"] or mine["mode"]:
+    parts = [
+        (kind, name)
+        for kind in ("loss", "optimizer", "schedule")
+        for name in mine[kind]
+        if (kind, name) not in used
+    ]
+    if mine["device"] or mine["precision"] or mine["mode"] or parts:
         reference = isolated_registry(plugin, *with_plugins, _ReferenceWorkload())
         for precision in mine["precision"]:
             result = run_quick(reference, *_REFERENCE, epochs=epochs, precision=precision)
             results.append(_require(result, ("ok", "skipped")))
+        for kind, part in parts:
+            result = run_quick(reference, *_REFERENCE, epochs=epochs, recipe={kind: part})
+            what = (
+                f"{kind} {part!r}, which no model of the plugin uses, on the reference "
+                "nn.Linear(1, 1) regression (register a model whose recipe names it, if it "
+                "needs another kind of model)"
+            )
+            results.append(_require(result, ("ok",), what))
         for mode in mine["mode"]:
             result = run_quick(reference, *_REFERENCE, epochs=epochs, mode=mode)
             results.append(_require(result, ("ok", "skipped")))
@@ -223,15 +266,34 @@ class _ReferenceWorkload:
         )
 
 
-def _require(result: RunResult, statuses: tuple[str, ...]) -> RunResult:
+def _require(result: RunResult, statuses: tuple[str, ...], what: str = "") -> RunResult:
     finite = all(math.isfinite(v) for v in result.curve)
     if result.status not in statuses or (result.status == "ok" and not finite):
         pytest.fail(
-            f"{result.model}/{result.dataset} ({result.precision} on {result.device}): "
-            f"{result.status} {result.status_detail} curve={result.curve}",
+            f"{what or f'{result.model}/{result.dataset}'} ({result.precision} on "
+            f"{result.device}): {result.status} {result.status_detail} curve={result.curve}",
             pytrace=False,
         )
     return result
+
+
+def assert_ok(*results: RunResult) -> None:
+    """Fail the test unless every run ended ``ok``, showing each failing run's key, status
+    and ``status_detail`` (a plain ``assert result.status == "ok"`` shows only the status)::
+
+        result = run_quick(registry, "my_model", "my_data")
+        assert_ok(result)
+    """
+    bad = [r for r in results if r.status != "ok"]
+    if bad:
+        lines = [
+            f"{r.run_id or f'{r.model}/{r.dataset}'}: {r.status}: "
+            f"{r.status_detail or '(no detail)'}"
+            for r in bad
+        ]
+        raise AssertionError(
+            f"{len(bad)} of {len(results)} run(s) did not end ok:\n" + "\n".join(lines)
+        )
 
 
 def _build_dataset(registry: Registry, name: str, options: dict[str, Any] | None) -> None:

@@ -21,47 +21,14 @@ from torch import nn
 from benchkit.device import Device
 from benchkit.mode import Mode
 from benchkit.precision import Precision
-from benchkit.workload import Data, Recipe, Split
+from benchkit.recipe_parts import RecipeParts
+from benchkit.workload import Data, Split
 
 MAX_CHUNK = 128
 READ_EVERY_SECONDS = 0.25
 EVAL_BATCH = 4096
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, float], None]
-
-
-def make_loss(recipe: Recipe, reduction: str = "mean") -> LossFn:
-    """The recipe's loss as a callable ``(prediction, target) -> scalar``."""
-    if recipe.loss == "mse":
-        return nn.MSELoss(reduction=reduction)
-    if recipe.loss == "l1":
-        return nn.L1Loss(reduction=reduction)
-    ignore = -100 if recipe.ignore_index is None else recipe.ignore_index
-    ce = nn.CrossEntropyLoss(ignore_index=ignore, reduction=reduction)
-
-    def cross_entropy(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ce(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
-
-    return cross_entropy
-
-
-def _loss_terms(recipe: Recipe, target: torch.Tensor) -> torch.Tensor:
-    """How many terms the mean loss of ``target`` averages over (padding excluded)."""
-    if recipe.loss == "cross_entropy" and recipe.ignore_index is not None:
-        return (target != recipe.ignore_index).sum()
-    return torch.tensor(target.numel(), device=target.device)
-
-
-def make_optimizer(recipe: Recipe, params, mode: Mode | None = None) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``params`` (with what ``mode`` needs of it, if given)."""
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    kwargs = dict(recipe.optimizer_options)
-    if mode is not None:
-        kwargs.update(mode.optimizer_options(recipe.optimizer))
-    if recipe.lr is not None:
-        kwargs["lr"] = recipe.lr
-    return cls[recipe.optimizer](params, **kwargs)
 
 
 class EpochRecorder:
@@ -215,6 +182,8 @@ class TrainOutcome:
     valid_losses: list[float] = field(default_factory=list)
     epoch_end_seconds: list[float] = field(default_factory=list)
     diverged_epoch: int | None = None
+    #: the learning rate each epoch ran with; empty when the recipe has no schedule
+    lrs: list[float] = field(default_factory=list)
     setup_seconds: float = 0.0
 
 
@@ -230,32 +199,34 @@ def _generator(device: Device, seed: int) -> torch.Generator:
 def split_loss(
     model: nn.Module,
     split: Split,
-    recipe: Recipe,
+    parts: RecipeParts,
     precision: Precision,
     device: Device,
     batch: int = EVAL_BATCH,
 ) -> torch.Tensor:
     """The recipe's loss of ``model`` on a whole split, without gradients, in batches of at most
     ``batch`` samples (so a large validation set fits a small GPU); stays on the device. The
-    result is the exact mean over the split, not a mean of batch means."""
+    result is the exact mean over the split, not a mean of batch means: each batch's mean is
+    weighed by the terms it averages (targets the loss skips excluded)."""
     with torch.no_grad(), precision.autocast(device):
         if len(split) <= batch:
-            return make_loss(recipe)(model(*split.inputs), split.target).detach()
-        total_fn = make_loss(recipe, reduction="sum")
+            return parts.loss(model(*split.inputs), split.target).detach()
         total = torch.zeros((), dtype=device.accumulate_dtype, device=device.torch_device)
         terms = torch.zeros((), dtype=torch.int64, device=device.torch_device)
         for start in range(0, len(split), batch):
             inputs = tuple(t[start : start + batch] for t in split.inputs)
             target = split.target[start : start + batch]
-            total += total_fn(model(*inputs), target).to(device.accumulate_dtype)
-            terms += _loss_terms(recipe, target)
+            n = parts.loss_terms(target)
+            mean = parts.loss(model(*inputs), target).to(device.accumulate_dtype)
+            total += torch.where(n > 0, mean * n, torch.zeros_like(mean))
+            terms += n
         return total / terms
 
 
 def train(
     model: nn.Module,
     data: Data,
-    recipe: Recipe,
+    parts: RecipeParts,
     precision: Precision,
     device: Device,
     seed: int,
@@ -264,18 +235,22 @@ def train(
     epochs: int | None = None,
     mode: Mode | None = None,
 ) -> TrainOutcome:
-    """Train ``model`` for ``recipe.epochs`` epochs; ``data`` is already on the device.
+    """Train ``model`` for ``recipe.epochs`` epochs with the recipe's resolved ``parts``;
+    ``data`` is already on the device.
 
     The loss of an epoch is the training loss of that pass's forward step(s), before the
     update(s), averaged over batches. A non-finite epoch loss stops training; the outcome then
     ends at that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
-    (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count.
+    (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count (a
+    schedule still spans the recipe's, so a shortened replay follows the same rates).
     ``mode`` (eager when ``None``) executes each step; validation runs as written.
     """
+    recipe = parts.recipe
     epochs = recipe.epochs if epochs is None else epochs
     mode = mode or Mode()
-    loss_fn = make_loss(recipe)
-    optimizer = make_optimizer(recipe, model.parameters(), mode)
+    loss_fn = parts.loss
+    optimizer = parts.make_optimizer(model.parameters(), mode.optimizer_options(recipe.optimizer))
+    schedule = parts.make_schedule(optimizer)
     train_split, valid_split = data.train, data.valid
     n = len(train_split)
     batch = min(recipe.batch_size or n, n)
@@ -308,6 +283,8 @@ def train(
     for epoch in range(epochs):
         if not model.training:  # 10 us a call on a small MLP: only after validation
             model.train()
+        if schedule is not None:
+            out.lrs.append(schedule.lr())
         if batch == n:
             epoch_loss = run_step(train_split.inputs, train_split.target)
         else:
@@ -329,10 +306,12 @@ def train(
             epoch_loss = total / len(starts)
         for recorder in recorders:
             recorder.after_step(model)
+        if schedule is not None:
+            schedule.step()
         valid_loss = None
         if valid_split is not None:
             model.eval()
-            valid_loss = split_loss(model, valid_split, recipe, precision, device)
+            valid_loss = split_loss(model, valid_split, parts, precision, device)
         curve.add(epoch_loss, valid_loss)
         marks.append(device.mark())
         setup.append(mode.setup_seconds)
@@ -356,6 +335,7 @@ def train(
                 del curve.valid[bad + 1 :]
                 del marks[bad + 2 :]
                 del setup[bad + 1 :]
+                del out.lrs[bad + 1 :]
                 break
             if on_progress is not None:
                 on_progress(epoch, curve.losses[-1])

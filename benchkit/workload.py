@@ -12,23 +12,34 @@ from typing import Any
 
 import torch
 
-LOSSES = ("mse", "l1", "cross_entropy")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
 
 @dataclass(frozen=True)
 class Recipe:
     """How a model is trained on one dataset: the defaults a suite may override field by field.
 
-    :param loss: one of ``"mse"``, ``"l1"``, ``"cross_entropy"``. Cross-entropy flattens
-        ``(batch, ..., classes)`` predictions and honours ``ignore_index``.
-    :param optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
+    Losses, optimizers and schedules are named by strings: the names plugins registered
+    (``benchkit plugins --verbose`` lists them; the built-ins are in ``docs/writing-plugins.md``).
+    A name no plugin registered is rejected when a suite naming the pairing is read.
+
+    :param loss: a registered loss (built in: ``"mse"``, ``"l1"``, ``"huber"``,
+        ``"cross_entropy"``, ``"bce_with_logits"``, ``"nll"``). Cross-entropy and NLL flatten
+        ``(batch, ..., classes)`` predictions and honour ``ignore_index``.
+    :param optimizer: a registered optimizer (built in: ``"sgd"``, ``"adam"``, ``"adamw"``,
+        ``"rmsprop"``, ``"adagrad"``).
     :param lr: learning rate; ``None`` takes the optimizer's own default.
     :param epochs: passes over the training split.
     :param batch_size: ``None`` trains full batch (one step per epoch).
     :param shuffle: reshuffle the training split every epoch (minibatch only).
-    :param optimizer_options: extra keyword arguments for the optimizer (``momentum`` …).
-    :param ignore_index: target value the cross-entropy loss skips (padding).
+    :param optimizer_options: the optimizer's options (``momentum`` …), checked against the
+        defaults the optimizer registered.
+    :param ignore_index: target value the loss skips (padding), for losses with an
+        ``ignore_index`` option; other losses ignore it.
+    :param loss_options: the loss's options (``delta`` of ``huber`` …), checked against the
+        defaults the loss registered. (API 1.1)
+    :param schedule: a registered learning-rate schedule (built in: ``"step"``, ``"cosine"``,
+        ``"exponential"``, ``"onecycle"``), stepped once per epoch; ``None``: a constant
+        learning rate. (API 1.1)
+    :param schedule_options: the schedule's options, checked against its defaults. (API 1.1)
     """
 
     loss: str = "mse"
@@ -39,16 +50,49 @@ class Recipe:
     shuffle: bool = False
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     ignore_index: int | None = None
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    schedule_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        for name, hook in (
+            ("loss", "benchkit_register_losses"),
+            ("optimizer", "benchkit_register_optimizers"),
+            ("schedule", "benchkit_register_schedules"),
+        ):
+            value = getattr(self, name)
+            if value is None and name == "schedule":
+                continue
+            if not isinstance(value, str):
+                what = "a callable" if callable(value) else type(value).__name__
+                raise TypeError(
+                    f"Recipe({name}=...) takes the name of a registered {name}, got {what}; "
+                    f"register it with the {hook} hook (register('my_{name}', factory)) "
+                    f"and write {name}='my_{name}'"
+                )
+        for name in ("optimizer_options", "loss_options", "schedule_options"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise TypeError(
+                    f"Recipe({name}=...) takes a dict of option values such as "
+                    f"{{'momentum': 0.9}}, got {type(value).__name__}"
+                )
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1 or absent, got {self.batch_size}")
+
+    def describe(self) -> str:
+        """``Recipe(loss='l1', optimizer='sgd', lr=0.01, epochs=500)``: the fields that are not
+        the defaults, for messages and ``benchkit show``."""
+        default = Recipe()
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name in ("loss", "optimizer", "epochs")
+            or getattr(self, f.name) != getattr(default, f.name)
+        ]
+        return f"Recipe({', '.join(parts)})"
 
     def with_overrides(self, overrides: dict[str, Any]) -> Recipe:
         """A copy with the given fields replaced (a suite's ``recipe`` table)."""

@@ -64,7 +64,7 @@ from torch import nn
 
 import benchkit
 import benchkit.errors
-from benchkit import Data, Recipe, Split
+from benchkit import Data, Metric, Recipe, Split
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
@@ -601,6 +601,14 @@ def benchkit_register_models(register):
             "parallel_text": Recipe(epochs=3, **recipe),
         },
         evaluate=quality,
+        metrics={
+            "token_accuracy": Metric(better="higher", description="validation token accuracy"),
+            "token_loss": Metric(better="lower", description="validation loss per token"),
+            "perplexity": Metric(better="lower", description="validation perplexity"),
+            "exact_match": Metric(
+                better="higher", description="test sentences greedy decoding gets exactly right"
+            ),
+        },
         options={"embedding": 128, "hidden": 256, "refine": 128},
         description="LSTM encoder-decoder (128/256) + RNN refinement, teacher forcing",
     )

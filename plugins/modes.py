@@ -10,8 +10,8 @@
 - ``cudagraphs``: the step is run eagerly ``warmup`` times (real steps, on a side stream, as
   CUDA requires before a capture), then captured once per input shape into a CUDA graph and
   replayed every later step. The capture's seconds are ``mode_setup_seconds``. CUDA only; the
-  optimizer is made ``capturable``; autocast precisions are not supported (autocast's cast cache
-  cannot be captured).
+  optimizer is made ``capturable`` where it has that option; autocast precisions are not
+  supported (autocast's cast cache cannot be captured).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class CudaGraphMode(Mode):
         return None
 
     def optimizer_options(self, optimizer: str) -> dict[str, Any]:
-        return {"capturable": True} if optimizer in ("adam", "adamw") else {}
+        return {"capturable": True}  # Adam and its kin keep their step count on the device
 
     def wrap(self, step: Callable[..., Any], device: Device) -> Callable[..., Any]:
         graphs: dict[tuple, tuple[list[Any], Any, Any]] = {}

@@ -42,7 +42,7 @@ from torch import nn
 
 import benchkit
 import benchkit.errors
-from benchkit import Data, Recipe, Split
+from benchkit import Data, Metric, Recipe, Split
 
 RAMP = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
 LAG = 5
@@ -292,6 +292,11 @@ def benchkit_register_models(register):
             ),
         },
         evaluate=forecast_metrics,
+        metrics={
+            "test_mae": Metric(better="lower", description="test mean absolute error, prices"),
+            "test_rmse": Metric(better="lower", description="test root mean squared error"),
+            "test_r2": Metric(better="higher", description="test coefficient of determination"),
+        },
         options={"hidden": 50},
         description="nn.RNN(in, 50) tanh, last step → Linear(50, 1): next-value forecaster",
     )

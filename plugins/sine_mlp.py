@@ -13,7 +13,7 @@ from torch import nn
 
 import benchkit
 import benchkit.errors
-from benchkit import Data, Recipe, Split
+from benchkit import Data, Metric, Recipe, Split
 
 ROLLOUT_START = 1500
 ROLLOUT_STEPS = 100
@@ -87,6 +87,11 @@ def benchkit_register_models(register):
         build,
         datasets={"sine": Recipe(loss="mse", optimizer="adam", lr=1e-3, epochs=1000)},
         evaluate=rollout,
+        metrics={
+            "rollout_mse": Metric(
+                better="lower", description="MSE of a 100-step autoregressive rollout"
+            )
+        },
         options={"hidden": 64},
         description="MLP 20→64→64→1 next-value predictor with rollout metric",
     )

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import benchkit
-from benchkit import Data, Recipe, Split
+from benchkit import Data, Metric, Recipe, Split
 
 CELSIUS = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
 UNKNOWN_UNIT = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
@@ -80,5 +80,9 @@ def benchkit_register_models(register):
             "celsius": Recipe(loss="mse", optimizer="sgd", lr=1e-2, epochs=3000),
         },
         evaluate=learned_parameters,
+        metrics={
+            "weight": Metric(description="the learned weight (line: generated with 0.7)"),
+            "bias": Metric(description="the learned bias (line: generated with 0.3)"),
+        },
         description="nn.Linear(1, 1): one weight, one bias",
     )

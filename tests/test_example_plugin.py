@@ -1,10 +1,13 @@
 """The entry-point path end to end: third-party plugin packages installed with pip into a fresh
 virtual environment, found by ``benchkit plugins``, run in a suite, and passing their own tests.
 
-Two packages are installed beside benchkit: ``examples/benchkit-example-plugin`` (the package
-``docs/writing-plugins.md`` builds step by step; ``tests/test_plugin_docs.py`` checks the docs
-show its files exactly) and a package written by ``benchkit new-plugin``
-(:func:`benchkit.scaffold.create_plugin`). One virtual environment serves the module: torch
+Three packages are installed beside benchkit: ``examples/benchkit-example-plugin`` (hook API
+1.0, the package ``docs/writing-plugins.md`` builds step by step; ``tests/test_plugin_docs.py``
+checks the docs show its files exactly), ``examples/benchkit-example-plugin-1-1`` (hook API 1.1:
+its own loss and optimizer, a dataset offered to benchkit's ``single_neuron``, a declared
+metric) and a package written by ``benchkit new-plugin`` (:func:`benchkit.scaffold.create_plugin`).
+The 1.0 package is installed unchanged beside the 1.1 one: plugins of both versions work
+together. One virtual environment serves the module: torch
 comes from pip's configured index or wheel folder (the CPU wheel, on our machines), everything
 else is built from copies of the sources, so the repository never gets build folders.
 
@@ -25,7 +28,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from _resultsets import edit_results
 
+import benchkit
 from benchkit.cli import main
 from benchkit.errors import BenchkitError
 from benchkit.scaffold import create_plugin, next_steps, package_names
@@ -33,6 +38,7 @@ from benchkit.testing import check_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "benchkit-example-plugin"
+EXAMPLE_1_1 = ROOT / "examples" / "benchkit-example-plugin-1-1"
 DOCS = ROOT / "docs" / "writing-plugins.md"
 #: What the benchkit distribution is built from (pyproject.toml maps plugins/ to benchkit_plugins).
 BENCHKIT_SOURCES = ("pyproject.toml", "README.md", "benchkit", "plugins")
@@ -44,7 +50,7 @@ BUILD_LEFTOVERS = shutil.ignore_patterns(
 
 @dataclass
 class Venv:
-    """A fresh virtual environment with benchkit and the two plugin packages installed."""
+    """A fresh virtual environment with benchkit and the three plugin packages installed."""
 
     path: Path
     sources: Path
@@ -85,6 +91,7 @@ def venv(tmp_path_factory) -> Venv:
             benchkit_copy.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, benchkit_copy / name)
     shutil.copytree(EXAMPLE, sources / EXAMPLE.name, ignore=BUILD_LEFTOVERS)
+    shutil.copytree(EXAMPLE_1_1, sources / EXAMPLE_1_1.name, ignore=BUILD_LEFTOVERS)
     create_plugin(SCAFFOLD, sources)
 
     path = root / "venv"
@@ -109,6 +116,7 @@ def venv(tmp_path_factory) -> Venv:
         "--no-build-isolation",
         str(benchkit_copy),
         str(sources / EXAMPLE.name),
+        str(sources / EXAMPLE_1_1.name),
         str(sources / SCAFFOLD),
         timeout=900,
     )
@@ -206,6 +214,86 @@ def test_a_new_plugin_package_installs_and_its_tests_and_suite_pass(venv, tmp_pa
     assert row["converged_epoch"] >= 0
 
 
+# --- hook API 1.1: a loss, an optimizer, a pairing and a metric from a third party ----------------
+
+
+@pytest.mark.slow
+def test_the_1_1_package_is_listed_and_offers_its_dataset_to_the_built_in_model(venv):
+    out = venv.check("benchkit", "plugins", "--strict-plugins")
+    assert (
+        "robust_line  [ok]  benchkit-example-plugin-1-1 0.1.0  "
+        "(benchkit_example_plugin_1_1.plugin)\n"
+        "    datasets: line_outliers\n"
+        "    losses: log_cosh\n"
+        "    models: robust_neuron\n"
+        "    optimizers: sign_sgd\n"
+    ) in out
+    shown = venv.check("benchkit", "show", "single_neuron")
+    assert re.search(
+        r"\n        line_outliers +Recipe\(loss='log_cosh', optimizer='sign_sgd', lr=0\.01, "
+        r"epochs=300, schedule='cosine'\)  \(offered by robust_line "
+        r"\(benchkit-example-plugin-1-1 0\.1\.0\)\)\n",
+        shown,
+    ), shown
+
+
+@pytest.mark.slow
+def test_the_1_1_suite_runs_and_compare_fails_when_the_declared_metric_drops(venv, tmp_path):
+    package = venv.sources / EXAMPLE_1_1.name
+    base = tmp_path / "base"
+    venv.check(
+        "benchkit",
+        "run",
+        "suites/robust",
+        "--device",
+        "cpu",
+        "--seeds",
+        "0",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(base),
+        cwd=package,
+    )
+    results = pd.read_csv(base / "results.csv")
+    assert (results["status"] == "ok").all(), results["status_detail"].tolist()
+    assert set(results["optimizer"]) == {"sign_sgd"}
+    offered = results[results["model"] == "single_neuron"].iloc[0]
+    assert abs(offered["weight"] - 0.7) < 0.03 and abs(offered["bias"] - 0.3) < 0.03
+    curves = pd.read_csv(base / "curves.csv")
+    assert curves["lr"].iloc[0] == 0.01 and curves["lr"].notna().all()  # the cosine schedule
+    declared = json.loads((base / "run.json").read_text())["metrics"]["robust_neuron"]
+    assert declared["inlier_share"]["better"] == "higher"
+
+    new = tmp_path / "new"
+    shutil.copytree(base, new)
+
+    def drop(frame: pd.DataFrame) -> None:
+        frame.loc[frame["model"] == "robust_neuron", "inlier_share"] = 0.5
+
+    edit_results(new, drop)
+    same = venv.run("benchkit", "compare", str(base), str(base))
+    assert same.returncode == 0, same.stdout + same.stderr
+    dropped = venv.run("benchkit", "compare", str(base), str(new))
+    assert dropped.returncode == 1, dropped.stdout + dropped.stderr
+    assert re.search(r"inlier_share.*REGRESSED|REGRESSED.*inlier_share", dropped.stdout, re.S)
+
+
+@pytest.mark.slow
+def test_the_1_1_packages_own_tests_pass_where_it_is_installed(venv):
+    out = venv.check(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=venv.sources / EXAMPLE_1_1.name,
+    )
+    assert re.search(r"\b6 passed\b", out), out
+
+
 # --- benchkit new-plugin: the scaffold (fast, nothing installed) -------------------------------
 
 
@@ -235,7 +323,7 @@ def test_the_scaffolded_plugin_passes_the_author_checks(tmp_path, monkeypatch):
 
         (result,) = check_plugin(plugin, epochs=3)
         assert (result.model, result.dataset) == ("my_models_mlp", "my_models_parabola")
-        assert plugin.benchkit_api == "1.0"
+        assert plugin.benchkit_api == benchkit.API_VERSION  # the scaffold declares its own
     finally:
         for module in [m for m in sys.modules if m.startswith("benchkit_my_models")]:
             del sys.modules[module]

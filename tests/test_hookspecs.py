@@ -15,6 +15,7 @@ import torch
 import benchkit
 from benchkit import hookspecs
 from benchkit.errors import SuiteError
+from benchkit.registry import HOOK_FOR_KIND
 from benchkit.suite import parse_suite
 from benchkit.testing import isolated_registry, run_quick
 
@@ -30,10 +31,14 @@ def test_there_is_a_hook_per_kind():
     assert sorted(HOOKS) == [
         "benchkit_register_datasets",
         "benchkit_register_devices",
+        "benchkit_register_losses",
         "benchkit_register_models",
         "benchkit_register_modes",
+        "benchkit_register_optimizers",
         "benchkit_register_precisions",
+        "benchkit_register_schedules",
     ]
+    assert sorted(HOOK_FOR_KIND.values()) == sorted(HOOKS)
 
 
 @pytest.mark.parametrize("name", HOOKS)
@@ -48,7 +53,7 @@ def test_each_hook_is_documented(name):
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_each_hook_is_implemented_by_a_built_in_plugin(benchkit_registry, name):
-    kind = name.removeprefix("benchkit_register_").removesuffix("s")
+    kind = next(k for k, hook in HOOK_FOR_KIND.items() if hook == name)
     builtin = {p.name for p in benchkit_registry.plugins.values() if p.package == "benchkit"}
     providers = {r.plugin for r in benchkit_registry.entries[kind].values()}
     assert providers & builtin, f"no built-in plugin implements {name}"

@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 
 import benchkit_plugins.devices as devices
+import benchkit_plugins.losses as losses
+import benchkit_plugins.optimizers as optimizers
 import benchkit_plugins.precisions as precisions
+import benchkit_plugins.schedules as schedules
 import benchkit_plugins.single_neuron as single_neuron
 import pytest
 import torch
@@ -222,7 +225,8 @@ def test_a_result_set_from_before_modes_reads_as_eager():
 
 
 def test_a_registry_without_the_modes_plugin_still_runs_eager(tmp_path):
-    registry = isolated_registry(single_neuron, devices, precisions, builtins=False)
+    parts = (devices, precisions, losses, optimizers, schedules)
+    registry = isolated_registry(single_neuron, *parts, builtins=False)
     assert registry.entries["mode"] == {}
     (case,) = parse_suite(write(tmp_path, HEAD + CASE), registry).cases
     assert type(build_mode(registry, case)) is benchkit.Mode

@@ -5,9 +5,11 @@
   it may raise, and shows an example; each example is run here as a real plugin.
 - Every hook has a test of its own: a test function named ``test_hook_<hook name>...``
   somewhere under ``tests/`` (the convention this file enforces).
-- The tutorial's files are the files of ``examples/benchkit-example-plugin/``, which
-  ``tests/test_example_plugin.py`` installs with pip into a fresh virtual environment; here the
-  example plugin is loaded from its source and checked in-process.
+- The tutorial's files are the files of ``examples/benchkit-example-plugin/`` (its step 7's,
+  of ``examples/benchkit-example-plugin-1-1/``), which ``tests/test_example_plugin.py``
+  installs with pip into a fresh virtual environment; here the example plugins are loaded from
+  their source and checked in-process.
+- The built-in losses, optimizers and schedules, and each of their options, are listed.
 """
 
 from __future__ import annotations
@@ -26,19 +28,22 @@ import torch
 import benchkit
 from benchkit import hookspecs
 from benchkit.errors import PluginError
-from benchkit.registry import _validate
+from benchkit.registry import HOOK_FOR_KIND, RECIPE_KINDS, _validate, api_version_problem
 from benchkit.suite import parse_suite
-from benchkit.testing import check_plugin, isolated_registry
+from benchkit.testing import assert_ok, check_plugin, isolated_registry, run_quick
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PATH = ROOT / "docs" / "writing-plugins.md"
 DOCS = DOCS_PATH.read_text()
 EXAMPLE = ROOT / "examples" / "benchkit-example-plugin"
+EXAMPLE_1_1 = ROOT / "examples" / "benchkit-example-plugin-1-1"
 HOOKS = [
     name
     for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
     if name.startswith("benchkit_")
 ]
+#: torch's implementation switches, named once under the optimizers' table
+SWITCHES = {"foreach", "fused", "capturable", "differentiable"}
 LABELS = ("**Signature**", "**`register` accepts**", "**Called**", "**May raise**", "**Example**")
 
 
@@ -99,7 +104,7 @@ def test_each_hook_has_a_reference_section_saying_when_what_and_what_may_raise(n
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_each_hooks_section_names_every_keyword_register_takes(name):
-    kind = name.removeprefix("benchkit_register_").removesuffix("s")
+    kind = next(k for k, hook in HOOK_FOR_KIND.items() if hook == name)
     accepts = section(name).split("**`register` accepts**")[1].split("**Called**")[0]
     assert "register(name, factory, *," in accepts
     for keyword in register_keywords(kind):
@@ -167,9 +172,80 @@ def test_the_models_example_trains_on_the_built_in_line_with_its_metrics():
     assert result.params == 8 + 8 + 8 + 1
     assert result.metrics["test_max_error"] > 0
     assert len(result.series["test_residuals"]) == 10  # line's 10 test points
+    declared = isolated_registry(plugin, "single_neuron").get("model", "relu_line").metrics
+    assert declared["test_max_error"].better == "lower"
+
+
+def test_the_losses_example_fits_a_high_quantile_above_the_line():
+    plugin = example_plugin("benchkit_register_losses")
+    (checked,) = check_plugin(plugin, epochs=3)  # trained on the reference model
+    assert checked.status == "ok"
+    registry = isolated_registry(plugin, "single_neuron")
+    recipe = {"loss": "pinball", "loss_options": {"quantile": 0.9}, "lr": 0.05}
+    high = run_quick(registry, "single_neuron", "celsius", epochs=300, recipe=recipe)
+    recipe["loss_options"] = {"quantile": 0.1}
+    low = run_quick(registry, "single_neuron", "celsius", epochs=300, recipe=recipe)
+    assert_ok(high, low)
+    assert high.metrics["bias"] > low.metrics["bias"]  # the 90 % line lies above the 10 % one
+
+
+def test_the_optimizers_example_is_torchs_adamax_with_the_recipes_options():
+    plugin = example_plugin("benchkit_register_optimizers")
+    (checked,) = check_plugin(plugin, epochs=3)
+    assert checked.status == "ok"
+    registry = isolated_registry(plugin, "single_neuron")
+    recipe = {"optimizer": "adamax", "lr": 0.02, "optimizer_options": {"betas": [0.8, 0.99]}}
+    result = run_quick(registry, "single_neuron", "line", epochs=200, recipe=recipe)
+    assert_ok(result)
+    assert result.optimizer == "adamax" and result.curve[-1] < result.curve[0] / 4
+
+
+def test_the_schedules_example_warms_up_linearly():
+    plugin = example_plugin("benchkit_register_schedules")
+    (checked,) = check_plugin(plugin, epochs=3)
+    assert checked.status == "ok"
+    registry = isolated_registry(plugin, "single_neuron")
+    recipe = {"schedule": "warmup", "schedule_options": {"warmup_epochs": 4}, "lr": 0.1}
+    result = run_quick(registry, "single_neuron", "line", epochs=6, recipe=recipe)
+    assert result.lr_curve == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+def test_the_built_in_losses_optimizers_and_schedules_are_listed_with_their_options():
+    text = section("Built-in losses, optimizers and schedules")
+    registry = isolated_registry()
+    for kind in RECIPE_KINDS:
+        for name in registry.names(kind):
+            row = next((line for line in text.splitlines() if line.startswith(f"| `{name}`")), "")
+            assert row, f"the {kind} {name!r} is not in the table"
+            options = registry.get(kind, name).options
+            for option in options:
+                listed = f"`{option} = " in row or "as `adam`" in row
+                assert listed or (option in SWITCHES and f"`{option}`" in text), (name, option)
 
 
 # --- the tutorial is the example package -------------------------------------------------------
+
+
+def test_step_7_shows_the_1_1_example_packages_plugin():
+    shown = tagged_blocks(DOCS, "file-1.1")
+    assert list(shown) == ["src/benchkit_example_plugin_1_1/plugin.py"]
+    for relative, text in shown.items():
+        assert text == (EXAMPLE_1_1 / relative).read_text(), (
+            f"docs/writing-plugins.md step 7 shows {relative} unlike {EXAMPLE_1_1 / relative}"
+        )
+
+
+def test_the_1_1_example_plugin_passes_the_author_checks(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_1_1 / "src"))
+    try:
+        from benchkit_example_plugin_1_1 import plugin
+
+        results = check_plugin(plugin, epochs=3, with_plugins=["single_neuron"])
+        assert_ok(*results)
+        assert plugin.benchkit_api == benchkit.API_VERSION == "1.1"
+    finally:
+        for module in [m for m in sys.modules if m.startswith("benchkit_example_plugin_1_1")]:
+            del sys.modules[module]
 
 
 def test_the_tutorials_files_are_the_example_packages_files():
@@ -214,7 +290,9 @@ def test_the_example_plugin_passes_the_author_checks(example_source):
         ("thermometer_mlp", "celsius", "ok"),
         ("thermometer_mlp", "thermometer_noisy", "ok"),
     ]
-    assert plugin.benchkit_api == benchkit.API_VERSION
+    # the 1.0 example is kept as it was written: it declares 1.0 and loads on 1.1
+    assert plugin.benchkit_api == "1.0"
+    assert api_version_problem(plugin.benchkit_api) == ""
 
 
 def test_the_example_suite_names_what_the_example_registers(example_source):

@@ -22,8 +22,10 @@ from benchkit.registry import DISABLE_ENV, api_version_problem, load_registry
 from benchkit.testing import isolated_registry
 
 VERSION = benchkit.__version__
+API = benchkit.API_VERSION
 HOOK_NAMES = (
     "the hooks are benchkit_register_devices, benchkit_register_precisions, "
+    "benchkit_register_losses, benchkit_register_optimizers, benchkit_register_schedules, "
     "benchkit_register_datasets, benchkit_register_models"
 )
 
@@ -374,19 +376,19 @@ def declares(api: str) -> str:
     [
         pytest.param(
             '"1.99"',
-            f"needs benchkit hook API 1.99, this benchkit {VERSION} has 1.0; "
+            f"needs benchkit hook API 1.99, this benchkit {VERSION} has {API}; "
             "upgrade benchkit (pip install -U benchkit)",
             id="newer-minor",
         ),
         pytest.param(
             '"2.0"',
-            f"needs benchkit hook API 2.0, this benchkit {VERSION} has 1.0; "
+            f"needs benchkit hook API 2.0, this benchkit {VERSION} has {API}; "
             "upgrade benchkit (pip install -U benchkit)",
             id="newer-major",
         ),
         pytest.param(
             '"0.9"',
-            f"needs benchkit hook API 0.9, this benchkit {VERSION} has 1.0 (a new major "
+            f"needs benchkit hook API 0.9, this benchkit {VERSION} has {API} (a new major "
             "version, which may break plugins written for 0.x); upgrade the plugin, or install "
             "a benchkit with hook API 0.x",
             id="older-major",
@@ -394,13 +396,13 @@ def declares(api: str) -> str:
         pytest.param(
             "1.0",
             "benchkit_api = 1.0 is not a hook API version; write a string 'MAJOR.MINOR' "
-            "such as benchkit_api = '1.0'",
+            f"such as benchkit_api = '{API}'",
             id="a-number-not-a-string",
         ),
         pytest.param(
             '"1.0.2"',
             "benchkit_api = '1.0.2' is not a hook API version; write a string 'MAJOR.MINOR' "
-            "such as benchkit_api = '1.0'",
+            f"such as benchkit_api = '{API}'",
             id="three-parts",
         ),
     ],
@@ -420,7 +422,7 @@ def test_a_plugin_needing_another_hook_api_fails_with_what_to_do(
 
 
 def test_a_plugin_declaring_the_installed_api_or_an_older_minor_loads(install, monkeypatch):
-    install("bk-current", "1.0", {"current": declares('"1.0"')})
+    install("bk-current", "1.0", {"current": declares('"1.0"')})  # 1.0 plugins load on 1.1
     registry = load_registry()
     assert registry.plugins["current"].status == "ok"
     assert registry.get("dataset", "versioned_data").plugin == "current"

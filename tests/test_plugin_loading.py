@@ -17,6 +17,7 @@ import types
 
 import benchkit_plugins.single_neuron as single_neuron
 import pytest
+import torch
 
 import benchkit
 from benchkit import Recipe
@@ -212,6 +213,7 @@ def test_a_misspelled_hook_name_fails_that_plugin_only():
     assert info.error == (
         "unknown hook 'benchkit_register_model' (did you mean benchkit_register_models?); "
         "the hooks are benchkit_register_devices, benchkit_register_precisions, "
+        "benchkit_register_losses, benchkit_register_optimizers, benchkit_register_schedules, "
         "benchkit_register_datasets, benchkit_register_models"
     )
     assert "typo_model" not in registry.names("model")
@@ -314,24 +316,32 @@ def test_a_plugins_registrations_count_all_or_nothing_across_its_hooks():
             id="not-a-recipe",
         ),
         pytest.param(
-            lambda register: register("mlp", make_model(None, {}), datasets={"ones": RECIPE}),
-            "model 'mlp': factory must be callable, got NoneType",
-            id="built-object-not-factory",
+            lambda register: register("mlp", None, datasets={"ones": RECIPE}),
+            "model 'mlp': register() takes a factory, got NoneType; pass a function or class "
+            "that builds it, factory(data, options) -> torch.nn.Module",
+            id="not-callable",
+        ),
+        pytest.param(
+            lambda register: register("mlp", torch.nn.Linear(1, 1), datasets={"ones": RECIPE}),
+            "model 'mlp': register() takes a factory, got a built Linear; pass a function or "
+            "class that builds it, factory(data, options) -> torch.nn.Module",
+            id="built-module-not-factory",
         ),
         pytest.param(
             lambda register: register("mlp", make_model, datasets={"ones": RECIPE}, dataset="x"),
             "model 'mlp': unknown register() argument(s) dataset; "
-            "valid: datasets, description, evaluate, options",
+            "valid: datasets, description, evaluate, metrics, options",
             id="unknown-keyword",
         ),
         pytest.param(
             lambda register: register("mlp", make_model, datasets={"ones": RECIPE}, evaluate=1),
-            "model 'mlp': evaluate must be callable",
+            "model 'mlp': evaluate must be a function (model, data, context) -> dict, got int",
             id="evaluate-not-callable",
         ),
         pytest.param(
             lambda register: register("mlp", make_model, datasets={"ones": RECIPE}, options=["n"]),
-            "model 'mlp': options must be a dict of defaults",
+            "model 'mlp': options must be a dict of each option's default, such as "
+            "options={'points': 100}, got list",
             id="options-not-a-dict",
         ),
         pytest.param(
@@ -359,7 +369,7 @@ def test_datasets_and_devices_accept_only_their_own_keywords():
     error = load_plugins((PluginInfo(name="bad"), bad)).plugins["bad"].error
     assert error == (
         "benchkit_register_datasets: dataset 'ones': unknown register() argument(s) datasets; "
-        "valid: description, options"
+        "valid: description, options, recipes"
     )
 
 
@@ -476,9 +486,16 @@ def test_get_an_unknown_name_lists_the_valid_ones():
 # --- benchkit.testing: helpers for plugin authors ---------------------------------------------
 
 
-def test_isolated_registry_holds_one_plugin_plus_devices_and_precisions():
+def test_isolated_registry_holds_one_plugin_plus_the_builtin_basics():
     registry = isolated_registry(single_neuron)
-    assert set(registry.plugins) == {"devices", "precisions", "benchkit_plugins.single_neuron"}
+    assert set(registry.plugins) == {
+        "devices",
+        "precisions",
+        "losses",
+        "optimizers",
+        "schedules",
+        "benchkit_plugins.single_neuron",
+    }
     assert registry.names("model") == ["single_neuron"]
     assert registry.names("dataset") == ["celsius", "line", "single_point"]
     assert "cpu" in registry.names("device")

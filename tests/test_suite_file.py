@@ -79,6 +79,7 @@ def test_the_convergence_suite_crosses_every_workload_with_the_matrix(convergenc
         ("rnn", "ramp"),
         ("rnn", "prices"),
         ("lstm_seq2seq", "synthetic_translation"),
+        ("logistic_regression", "admissions"),
     ]
     expected = [
         (model, dataset, precision, device, seed)
@@ -88,7 +89,7 @@ def test_the_convergence_suite_crosses_every_workload_with_the_matrix(convergenc
     ]
     got = [(c.model, c.dataset, c.precision, c.device, c.seed) for c in convergence.cases]
     assert got == expected  # cases in file order; device, then precision, then seed
-    assert len({c.run_id for c in convergence.cases}) == len(got) == 7 * 27
+    assert len({c.run_id for c in convergence.cases}) == len(got) == 8 * 27
 
 
 def test_recipes_and_options_default_to_the_model_registration(convergence):
@@ -198,8 +199,8 @@ SUITE_ERRORS = [
         "recipe-field",
         case("recipe = { epoch = 3 }"),
         "cases[0].recipe.epoch",
-        "unknown recipe field; valid: batch_size, epochs, ignore_index, loss, lr, optimizer, "
-        "optimizer_options, shuffle",
+        "unknown recipe field; valid: batch_size, epochs, ignore_index, loss, loss_options, lr, "
+        "optimizer, optimizer_options, schedule, schedule_options, shuffle",
     ),
     (
         "recipe-int",
@@ -233,15 +234,53 @@ SUITE_ERRORS = [
     ),
     (
         "recipe-loss",
-        case('recipe = { loss = "huber" }'),
+        case('recipe = { loss = "hinge" }'),
         "cases[0].recipe.loss",
-        "unknown loss 'huber'; valid: mse, l1, cross_entropy",
+        "unknown loss 'hinge'; valid: bce_with_logits, cross_entropy, huber, l1, mse, nll",
     ),
     (
         "recipe-optimizer",
         case('recipe = { optimizer = "lbfgs" }'),
         "cases[0].recipe.optimizer",
-        "unknown optimizer 'lbfgs'; valid: sgd, adam, adamw",
+        "unknown optimizer 'lbfgs'; valid: adagrad, adam, adamw, rmsprop, sgd",
+    ),
+    (
+        "recipe-schedule",
+        case('recipe = { schedule = "warmup" }'),
+        "cases[0].recipe.schedule",
+        "unknown schedule 'warmup'; valid: cosine, exponential, onecycle, step",
+    ),
+    (
+        "recipe-optimizer-option",
+        case("recipe = { optimizer_options = { betas = [0.9, 0.99] } }"),
+        "cases[0].recipe.optimizer_options.betas",
+        "optimizer 'sgd' has no such option; valid: dampening, differentiable, foreach, fused, "
+        "maximize, momentum, nesterov, weight_decay",
+    ),
+    (
+        "recipe-optimizer-option-type",
+        case("recipe = { optimizer_options = { nesterov = 1 } }"),
+        "cases[0].recipe.optimizer_options.nesterov",
+        "expected boolean, got 1",
+    ),
+    (
+        "recipe-loss-option",
+        case('recipe = { loss = "huber", loss_options = { beta = 0.5 } }'),
+        "cases[0].recipe.loss_options.beta",
+        "loss 'huber' has no such option; valid: delta",
+    ),
+    (
+        "recipe-schedule-options-without-schedule",
+        case("recipe = { schedule_options = { gamma = 0.5 } }"),
+        "cases[0].recipe",
+        "the recipe Recipe(loss='l1', optimizer='sgd', lr=0.01, epochs=500, schedule_options="
+        "{'gamma': 0.5}): schedule_options without a schedule: name one (schedule = 'cosine')",
+    ),
+    (
+        "recipe-options-of-the-old-loss",
+        case('recipe = { loss = "mse", loss_options = { delta = 2.0 } }'),
+        "cases[0].recipe.loss_options.delta",
+        "loss 'mse' has no such option; valid: none",
     ),
     (
         "recipe-value",
@@ -481,9 +520,9 @@ def test_a_case_may_supply_every_axis_without_a_matrix(benchkit_registry, write_
     [
         ({"models": ["sine_mlp"]}, 27),
         ({"datasets": ["line", "celsius"]}, 54),
-        ({"precisions": ["fp16"]}, 63),
-        ({"seeds": [1]}, 63),
-        ({"devices": ["cpu"]}, 63),
+        ({"precisions": ["fp16"]}, 72),
+        ({"seeds": [1]}, 72),
+        ({"devices": ["cpu"]}, 72),
         ({"models": ["single_neuron"], "datasets": ["line"], "precisions": ["bf16"]}, 9),
         ({"datasets": ["sine"], "precisions": ["fp32"], "devices": ["cpu"], "seeds": [2]}, 1),
     ],
@@ -501,8 +540,8 @@ def test_each_filter_narrows_the_cases(convergence, selection, count):
         ({"models": ["resnet"]}, "--model resnet matches nothing in the suite; it has: "),
         (
             {"datasets": ["sin", "line"]},
-            "--dataset sin matches nothing in the suite; it has: celsius, line, prices, ramp, "
-            "sine, single_point, synthetic_translation",
+            "--dataset sin matches nothing in the suite; it has: admissions, celsius, line, "
+            "prices, ramp, sine, single_point, synthetic_translation",
         ),
         (
             {"precisions": ["fp64"]},
@@ -524,7 +563,7 @@ def test_a_filter_that_matches_nothing_lists_what_the_suite_has(convergence, sel
 
 def test_a_device_index_runs_the_suites_cuda_cases_on_that_gpu(convergence):
     cases = filter_cases(convergence.cases, devices=["cuda:1"])
-    assert len(cases) == 63
+    assert len(cases) == 72
     assert {c.device for c in cases} == {"cuda:1"}
     assert "single_neuron/line/fp16/cuda:1/seed2" in {c.run_id for c in cases}
     # everything but the device is the suite's cuda case

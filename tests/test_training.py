@@ -10,6 +10,17 @@ from torch import nn
 
 import benchkit.training as training
 from benchkit import Data, Recipe, Split
+from benchkit.errors import BenchkitError
+from benchkit.recipe_parts import RecipeParts, resolve_recipe
+from benchkit.testing import isolated_registry
+
+#: The built-in losses, optimizers and schedules (and devices and precisions), nothing else.
+BASICS = isolated_registry()
+
+
+def parts(recipe: Recipe) -> RecipeParts:
+    """The recipe resolved against the built-ins, as the runner resolves a case's."""
+    return resolve_recipe(recipe, BASICS)
 
 
 def _data(n: int = 10) -> Data:
@@ -21,7 +32,13 @@ def _train(recipe: Recipe, data: Data | None = None, **kwargs) -> training.Train
     torch.manual_seed(0)
     model = nn.Linear(1, 1)
     return training.train(
-        model, data or _data(), recipe, CastPrecision(torch.float32), CpuDevice(), 0, **kwargs
+        model,
+        data or _data(),
+        parts(recipe),
+        CastPrecision(torch.float32),
+        CpuDevice(),
+        0,
+        **kwargs,
     )
 
 
@@ -71,7 +88,7 @@ def test_on_an_asynchronous_device_the_curve_is_read_in_chunks_never_per_epoch(m
     outcome = training.train(
         nn.Linear(1, 1),
         _data(),
-        recipe,
+        parts(recipe),
         CastPrecision(torch.float32),
         QueuedCpu(),
         0,
@@ -89,7 +106,9 @@ def test_both_ways_of_reading_give_the_same_curve():
     for device in (CpuDevice(), QueuedCpu()):
         torch.manual_seed(0)
         outcomes.append(
-            training.train(nn.Linear(1, 1), data, recipe, CastPrecision(torch.float32), device, 0)
+            training.train(
+                nn.Linear(1, 1), data, parts(recipe), CastPrecision(torch.float32), device, 0
+            )
         )
     assert outcomes[0].losses == outcomes[1].losses
     assert outcomes[0].valid_losses == outcomes[1].valid_losses
@@ -113,7 +132,7 @@ def test_divergence_stops_training(device, extra, monkeypatch):
     counter = StepCounter()
     recipe = Recipe(loss="mse", optimizer="sgd", lr=0.1, epochs=500)
     outcome = training.train(
-        model, _data(), recipe, CastPrecision(torch.float32), device, 0, recorders=[counter]
+        model, _data(), parts(recipe), CastPrecision(torch.float32), device, 0, recorders=[counter]
     )
     assert outcome.diverged_epoch == 0
     assert len(outcome.losses) == len(outcome.epoch_end_seconds) == 1
@@ -121,14 +140,23 @@ def test_divergence_stops_training(device, extra, monkeypatch):
     assert counter.steps == 1 if not extra else 1 <= counter.steps <= training.MAX_CHUNK
 
 
-@pytest.mark.parametrize(("loss", "optimizer"), [("mse", "sgd"), ("l1", "adam"), ("mse", "adamw")])
+@pytest.mark.parametrize(
+    ("loss", "optimizer"),
+    [
+        ("mse", "sgd"),
+        ("l1", "adam"),
+        ("mse", "adamw"),
+        ("huber", "rmsprop"),
+        ("mse", "adagrad"),
+    ],
+)
 def test_recipe_losses_and_optimizers_train(loss, optimizer):
     outcome = _train(Recipe(loss=loss, optimizer=optimizer, lr=0.05, epochs=60))
     assert outcome.losses[-1] < outcome.losses[0]
 
 
 def test_cross_entropy_flattens_sequence_predictions_and_ignores_padding():
-    loss_fn = training.make_loss(Recipe(loss="cross_entropy", ignore_index=0))
+    loss_fn = parts(Recipe(loss="cross_entropy", ignore_index=0)).loss
     logits = torch.randn(2, 3, 5)
     target = torch.tensor([[1, 2, 0], [3, 0, 0]])
     expected = nn.functional.cross_entropy(
@@ -137,11 +165,72 @@ def test_cross_entropy_flattens_sequence_predictions_and_ignores_padding():
     assert loss_fn(logits, target) == expected
 
 
-def test_recipe_rejects_unknown_loss_and_optimizer():
-    with pytest.raises(ValueError, match="loss 'hinge'"):
-        Recipe(loss="hinge")
-    with pytest.raises(ValueError, match="optimizer 'lbfgs'"):
-        Recipe(optimizer="lbfgs")
+def test_a_recipe_names_parts_the_registry_must_have():
+    with pytest.raises(BenchkitError, match=r"unknown loss 'hinge'; valid: bce_with_logits, "):
+        parts(Recipe(loss="hinge"))
+    with pytest.raises(BenchkitError, match=r"unknown optimizer 'lbfgs'; valid: adagrad, adam"):
+        parts(Recipe(optimizer="lbfgs"))
+    with pytest.raises(BenchkitError, match=r"optimizer_options: optimizer 'sgd' has no option "):
+        parts(Recipe(optimizer_options={"betas": [0.9, 0.99]}))
+
+
+def test_a_recipe_takes_names_never_callables():
+    with pytest.raises(TypeError, match=r"Recipe\(loss=\.\.\.\) takes the name of a registered"):
+        Recipe(loss=nn.MSELoss())
+    with pytest.raises(TypeError, match=r"register it with the benchkit_register_optimizers"):
+        Recipe(optimizer=torch.optim.SGD)
+    with pytest.raises(TypeError, match=r"optimizer_options=\.\.\.\) takes a dict"):
+        Recipe(optimizer_options=[("momentum", 0.9)])
+
+
+def test_bce_with_logits_and_nll_are_torchs():
+    logits, target = torch.randn(6, 1), torch.randint(0, 2, (6, 1)).float()
+    bce = parts(Recipe(loss="bce_with_logits")).loss
+    assert bce(logits, target) == nn.functional.binary_cross_entropy_with_logits(logits, target)
+    weighted = parts(Recipe(loss="bce_with_logits", loss_options={"pos_weight": 3.0})).loss
+    expected = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(3.0))(logits, target)
+    assert weighted(logits, target) == pytest.approx(expected.item(), rel=1e-6)
+    log_probs = torch.log_softmax(torch.randn(2, 3, 4), -1)
+    tokens = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    nll = parts(Recipe(loss="nll", ignore_index=0)).loss
+    assert nll(log_probs, tokens) == nn.functional.nll_loss(
+        log_probs.reshape(-1, 4), tokens.reshape(-1), ignore_index=0
+    )
+
+
+def test_optimizer_options_reach_torch():
+    model = nn.Linear(1, 1)
+    recipe = Recipe(optimizer="sgd", lr=0.1, optimizer_options={"momentum": 0.9, "nesterov": True})
+    group = parts(recipe).make_optimizer(model.parameters()).param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"]) == (0.1, 0.9, True)
+    adam = parts(Recipe(optimizer="adam", optimizer_options={"betas": [0.8, 0.9]}))
+    group = adam.make_optimizer(model.parameters()).param_groups[0]
+    assert (group["lr"], group["betas"]) == (1e-3, (0.8, 0.9))  # lr=None: torch's default
+
+
+@pytest.mark.parametrize(
+    ("schedule", "options", "expected"),
+    [
+        ("step", {"step_size": 2, "gamma": 0.5}, [0.1, 0.1, 0.05, 0.05, 0.025]),
+        ("exponential", {"gamma": 0.5}, [0.1, 0.05, 0.025, 0.0125, 0.00625]),
+        ("cosine", {}, [0.1, 0.0904508, 0.0654508, 0.0345492, 0.0095492]),
+    ],
+)
+def test_a_schedule_steps_once_per_epoch_and_the_outcome_keeps_each_epochs_lr(
+    schedule, options, expected
+):
+    recipe = Recipe(lr=0.1, epochs=5, batch_size=3, schedule=schedule, schedule_options=options)
+    outcome = _train(recipe)
+    assert outcome.lrs == pytest.approx(expected, rel=1e-5)
+    assert _train(Recipe(lr=0.1, epochs=5)).lrs == []  # no schedule, no lr curve
+
+
+def test_onecycle_warms_up_to_the_recipes_rate_and_anneals():
+    outcome = _train(Recipe(lr=0.1, epochs=10, schedule="onecycle"))
+    peak = max(range(10), key=outcome.lrs.__getitem__)
+    assert outcome.lrs[0] == pytest.approx(0.1 / 25)
+    assert outcome.lrs[peak] == pytest.approx(0.1, rel=0.05)
+    assert 1 <= peak <= 4 and outcome.lrs[-1] < outcome.lrs[0]
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1"])
@@ -149,7 +238,7 @@ def test_split_loss_in_batches_is_the_exact_mean(loss):
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
     split = Split((torch.randn(103, 3),), torch.randn(103, 1))
-    recipe = Recipe(loss=loss)
+    recipe = parts(Recipe(loss=loss))
     model.double()
     split = split.map(lambda t: t.double())
     args = (model, split, recipe, CastPrecision(torch.float64), CpuDevice())
@@ -164,7 +253,8 @@ def test_split_loss_in_batches_weights_cross_entropy_by_real_tokens():
     target = torch.randint(1, 5, (50, 6))
     target[::3, 3:] = 0  # padding, ignored
     split = Split((torch.randint(0, 7, (50, 6)),), target)
-    recipe = Recipe(loss="cross_entropy", ignore_index=0)
+    target[7:14] = 0  # a batch of padding only: weighs nothing
+    recipe = parts(Recipe(loss="cross_entropy", ignore_index=0))
     args = (logits, split, recipe, CastPrecision(torch.float64), CpuDevice())
     assert training.split_loss(*args, batch=7).item() == pytest.approx(
         training.split_loss(*args).item(), rel=1e-12
