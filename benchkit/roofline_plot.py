@@ -47,7 +47,7 @@ def roofline(results: pd.DataFrame) -> Figure | None:
     many_sets = points["set"].nunique() > 1
     dtypes = sorted(points["matmul_dtype"].astype(str).unique())
     colour = {d: _COLOURS[i % len(_COLOURS)] for i, d in enumerate(dtypes)}
-    fig = Figure(figsize=(7.5 * len(panels), 6.2), layout="constrained")
+    fig = Figure(figsize=(10 * len(panels), 8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, ((set_name, device), rows) in zip(axes, panels, strict=True):
         _panel(ax, rows, colour)
