@@ -5,7 +5,7 @@
     [convergence-cpu]
     suite = "suites/convergence"
     args = ["--device", "cpu", "--threads", "1"]   # passed to `benchkit run`
-    keep = ["results.csv", "run.json", "criteria.csv", "claims.csv"]   # the default
+    keep = ["results.csv", "run.json", "criteria.csv", "claims.csv", "references.csv"]
 
 ``benchkit baseline update [NAME ...]`` re-runs each suite in a fresh process (so memory and
 timing figures are measured as CI measures them) and replaces the baseline's folder with the
@@ -29,7 +29,7 @@ from benchkit.resultset import count_runs, keep_only, replace_result_set
 DEFAULT_ROOT = Path("results") / "baselines"
 MANIFEST = "baselines.toml"
 _KEYS = {"suite", "args", "keep"}
-DEFAULT_KEEP = ["results.csv", "run.json", "criteria.csv", "claims.csv"]
+DEFAULT_KEEP = ["results.csv", "run.json", "criteria.csv", "claims.csv", "references.csv"]
 
 
 @dataclass

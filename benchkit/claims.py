@@ -11,14 +11,25 @@ the result table) and the relation it expects between them::
     b = { precision = "fp16" }
     metric = "epochs_to"          # epochs to each criterion of the cases; or a results column
     expect = "a > b"              # <, <=, >, >=
-    aggregate = "median"          # over seeds: median, mean, min, max, or "every" (seed by seed)
+    aggregate = "median"          # over seeds: median, mean, min, max, "every" (seed by
+                                  # seed), or "test" (a one-sided rank test over the seeds)
 
 After the runs, each claim is evaluated per criterion (for ``epochs_to``) and per device, giving
 one row of ``claims.csv``: both sides' figures, a verdict (``holds``, ``does not hold``,
 ``not measured``) and a one-line explanation.
 
+``aggregate = "test"`` asks whether the difference is more than chance. It runs a one-sided
+Mann-Whitney U test of the seeds of ``a`` against those of ``b`` in the direction ``expect``
+states (which must be ``<`` or ``>``), at level ``alpha`` (default 0.05), with at least
+``min_seeds`` seeds a side (default 10; fewer make the verdict inconclusive). The verdict is
+``supported`` (p < alpha), ``refuted`` (the opposite direction has p < alpha) or
+``inconclusive``, with the p-value and the effect: the difference of the medians with a seeded
+95 % bootstrap interval (``claims.csv`` columns ``p_value``, ``effect``, ``effect_low``,
+``effect_high``, ``alpha``).
+
 For ``epochs_to``, a run that never meets a criterion (or diverged first) counts as taking
-longer than any run that does; if neither side meets it, the claim is not measured there.
+longer than any run that does (in a test, as infinitely many epochs); if neither side meets it,
+the claim is not measured there.
 """
 
 from __future__ import annotations
@@ -32,9 +43,13 @@ from typing import Any
 import pandas as pd
 
 from benchkit.criteria import parse_criterion
+from benchkit.stats import bootstrap_median_difference, mann_whitney_u
 
-VERDICTS = ("holds", "does not hold", "not measured")
-AGGREGATES = ("median", "mean", "min", "max", "every")
+VERDICTS = ("holds", "does not hold", "supported", "refuted", "inconclusive", "not measured")
+AGGREGATES = ("median", "mean", "min", "max", "every", "test")
+#: A test claim's defaults: the level of the test, and the fewest seeds a side it decides on.
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_SEEDS = 10
 RELATIONS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -53,6 +68,8 @@ CLAIM_KEYS = {
     "expect",
     "aggregate",
     "criteria",
+    "alpha",
+    "min_seeds",
 }
 CLAIM_COLUMNS = [
     "claim",
@@ -71,6 +88,8 @@ CLAIM_COLUMNS = [
     "verdict",
     "explanation",
 ]
+#: Columns ``claims.csv`` adds after :data:`CLAIM_COLUMNS`, filled for ``aggregate = "test"``.
+TEST_COLUMNS = ["p_value", "effect", "effect_low", "effect_high", "alpha"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,8 @@ class Claim:
     a_filter: dict[str, Any] = field(default_factory=dict)
     b_filter: dict[str, Any] = field(default_factory=dict)
     criteria: tuple[str, ...] = ()  # restrict epochs_to to these; empty = every criterion
+    alpha: float = DEFAULT_ALPHA  # aggregate = "test": the level of the one-sided test
+    min_seeds: int = DEFAULT_MIN_SEEDS  # aggregate = "test": fewest seeds a side
 
     def label(self, side: str) -> str:
         """A side's own filter as text (``precision=fp32``)."""
@@ -158,6 +179,7 @@ def parse_claim(
     for key in ("text", "source", "id"):
         if key in raw and not isinstance(raw[key], str):
             raise fail(f"{where}.{key}", f"expected a string, got {raw[key]!r}")
+    alpha, min_seeds = _test_settings(raw, where, aggregate, parts[1], fail)
     return Claim(
         id=raw.get("id", f"claim{index + 1}"),
         text=raw["text"],
@@ -168,7 +190,37 @@ def parse_claim(
         a_filter={**filters["where"], **filters["a"]},
         b_filter={**filters["where"], **filters["b"]},
         criteria=tuple(wanted),
+        alpha=alpha,
+        min_seeds=min_seeds,
     )
+
+
+def _test_settings(
+    raw: dict[str, Any],
+    where: str,
+    aggregate: str,
+    relation: str,
+    fail: Callable[[str, str], Exception],
+) -> tuple[float, int]:
+    """``alpha`` and ``min_seeds`` of a test claim, checked; other claims may not set them."""
+    if aggregate != "test":
+        for key in ("alpha", "min_seeds"):
+            if key in raw:
+                raise fail(f"{where}.{key}", 'applies only to aggregate = "test"')
+        return DEFAULT_ALPHA, DEFAULT_MIN_SEEDS
+    if relation not in ("<", ">"):
+        raise fail(
+            f"{where}.expect",
+            f"a test supports 'a < b' or 'a > b', not 'a {relation} b': no test can show that "
+            "two sides are equal; state the direction, or use another aggregate",
+        )
+    alpha = raw.get("alpha", DEFAULT_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 0.5:
+        raise fail(f"{where}.alpha", f"expected a level between 0 and 0.5, got {alpha!r}")
+    min_seeds = raw.get("min_seeds", DEFAULT_MIN_SEEDS)
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 2:
+        raise fail(f"{where}.min_seeds", f"expected an integer of at least 2, got {min_seeds!r}")
+    return float(alpha), min_seeds
 
 
 def _select(frame: pd.DataFrame, filters: dict[str, Any]) -> pd.DataFrame:
@@ -233,21 +285,18 @@ def _side(claim: Claim, side: str, rows: pd.DataFrame, metric_values: pd.Series)
     return _Side(label, values, len(rows), ", ".join(notes))
 
 
-def _verdict(claim: Claim, a: _Side, b: _Side) -> tuple[str, float, float, str]:
-    """Verdict, both aggregated values and the explanation."""
+def _verdict(claim: Claim, a: _Side, b: _Side) -> tuple[str, float, float, str, dict[str, float]]:
+    """Verdict, both aggregated values, the explanation, and a test claim's statistics."""
     relate = RELATIONS[claim.relation]
     nan = float("nan")
     missing = [s.label for s in (a, b) if not s.values]
     if missing:
         notes = "; ".join(f"{s.label}: {s.note}" for s in (a, b) if s.note)
         why = f"no usable runs for {' and '.join(missing)}" + (f" ({notes})" if notes else "")
-        return "not measured", nan, nan, why
-    a_val = _aggregate(
-        list(a.values.values()), "median" if claim.aggregate == "every" else claim.aggregate
-    )
-    b_val = _aggregate(
-        list(b.values.values()), "median" if claim.aggregate == "every" else claim.aggregate
-    )
+        return "not measured", nan, nan, why, {}
+    pooled = "median" if claim.aggregate in ("every", "test") else claim.aggregate
+    a_val = _aggregate(list(a.values.values()), pooled)
+    b_val = _aggregate(list(b.values.values()), pooled)
     notes = "; ".join(f"{s.label}: {s.note}" for s in (a, b) if s.note)
     suffix = f" [{notes}]" if notes else ""
     if claim.aggregate == "every":
@@ -256,7 +305,7 @@ def _verdict(claim: Claim, a: _Side, b: _Side) -> tuple[str, float, float, str]:
         decisive = [s for s in seeds if not (math.isinf(a.values[s]) and math.isinf(b.values[s]))]
         if not decisive:
             why = "the two sides share no seed" if not seeds else "no seed met it on either side"
-            return "not measured", a_val, b_val, why + suffix
+            return "not measured", a_val, b_val, why + suffix, {}
         held = [s for s in decisive if relate(a.values[s], b.values[s])]
         verdict = "holds" if len(held) == len(decisive) else "does not hold"
         pairs = ", ".join(
@@ -270,17 +319,92 @@ def _verdict(claim: Claim, a: _Side, b: _Side) -> tuple[str, float, float, str]:
         skipped = len(seeds) - len(decisive)
         if skipped:
             why += f"; {skipped} seed(s) met it on neither side"
-        return verdict, a_val, b_val, why + suffix
+        return verdict, a_val, b_val, why + suffix, {}
+    if claim.aggregate == "test":
+        all_missed = all(math.isinf(v) for side in (a, b) for v in side.values.values())
+        if claim.metric == "epochs_to" and all_missed:
+            why = f"neither {a.label} nor {b.label} met it in any seed within the epochs run"
+            return "not measured", a_val, b_val, why + suffix, {}
+        verdict, why, columns = _tested(claim, a, b)
+        return verdict, a_val, b_val, why + suffix, columns
     if claim.metric == "epochs_to" and math.isinf(a_val) and math.isinf(b_val):
         why = f"neither {a.label} nor {b.label} met it within the epochs run ({claim.aggregate})"
-        return "not measured", a_val, b_val, why + suffix
+        return "not measured", a_val, b_val, why + suffix, {}
     verdict = "holds" if relate(a_val, b_val) else "does not hold"
     tie = " (a tie)" if a_val == b_val else ""
     why = (
         f"{a.label} {_fmt(a_val, claim.metric)} vs {b.label} {_fmt(b_val, claim.metric)} "
         f"({claim.aggregate} of {len(a.values)} and {len(b.values)} runs){tie}"
     )
-    return verdict, a_val, b_val, why + suffix
+    return verdict, a_val, b_val, why + suffix, {}
+
+
+def _tested(claim: Claim, a: _Side, b: _Side) -> tuple[str, str, dict[str, float]]:
+    """The verdict of a one-sided Mann-Whitney U test of ``a``'s seeds against ``b``'s; the
+    explanation (test, p-value, level, seeds, the effect with its interval); and the
+    ``claims.csv`` columns ``p_value``, ``effect``, ``effect_low``, ``effect_high``,
+    ``alpha``."""
+    forward = "greater" if claim.relation == ">" else "less"
+    backward = "less" if forward == "greater" else "greater"
+    xs, ys = list(a.values.values()), list(b.values.values())
+    test = mann_whitney_u(xs, ys, forward)
+    opposite = mann_whitney_u(xs, ys, backward)
+    effect = bootstrap_median_difference(xs, ys)
+    fewest = min(len(xs), len(ys))
+    if fewest < claim.min_seeds:
+        verdict = "inconclusive"
+    elif test.p_value < claim.alpha:
+        verdict = "supported"
+    elif opposite.p_value < claim.alpha:
+        verdict = "refuted"
+    else:
+        verdict = "inconclusive"
+    flipped = {"<": ">", ">": "<"}[claim.relation]
+    if verdict == "refuted":
+        finding = (
+            f"the opposite holds: {a.label} {flipped} {b.label}, p = {_p(opposite.p_value)} "
+            f"< α = {claim.alpha:g}"
+        )
+    else:
+        side = "<" if test.p_value < claim.alpha else "≥"
+        finding = (
+            f"{a.label} {claim.relation} {b.label}: p = {_p(test.p_value)} {side} "
+            f"α = {claim.alpha:g}"
+        )
+        if verdict == "inconclusive":
+            finding += f", the opposite {flipped}: p = {_p(opposite.p_value)}"
+    unit = " epochs" if claim.metric == "epochs_to" else ""
+    misses = ""
+    never = {s.label: sum(math.isinf(v) for v in s.values.values()) for s in (a, b)}
+    if claim.metric == "epochs_to" and any(never.values()):
+        counts = ", ".join(f"{n} {label}" for label, n in never.items())
+        misses = f"; never met (counted as infinite): {counts}"
+    why = (
+        f"{finding} (one-sided Mann-Whitney U = {test.u:g}, {test.method}, "
+        f"{len(xs)} and {len(ys)} seeds); median difference {_signed(effect.difference)}{unit} "
+        f"[{effect.confidence * 100:g} % bootstrap interval {_signed(effect.low)}, "
+        f"{_signed(effect.high)}]{misses}"
+    )
+    if fewest < claim.min_seeds:
+        why += f"; inconclusive by design: {fewest} seeds, the test needs {claim.min_seeds}"
+    columns = {
+        "p_value": test.p_value,
+        "effect": effect.difference,
+        "effect_low": effect.low,
+        "effect_high": effect.high,
+        "alpha": claim.alpha,
+    }
+    return verdict, why, columns
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _signed(value: float) -> str:
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{value:+.4g}"
 
 
 def evaluate_claims(
@@ -344,7 +468,7 @@ def evaluate_claims(
                 on_device = results[results["device"] == device]
                 a = _side(claim, "a", _select(on_device, claim.a_filter), values)
                 b = _side(claim, "b", _select(on_device, claim.b_filter), values)
-                verdict, a_val, b_val, why = _verdict(claim, a, b)
+                verdict, a_val, b_val, why, statistics = _verdict(claim, a, b)
                 rows.append(
                     {
                         **base,
@@ -356,9 +480,10 @@ def evaluate_claims(
                         "b_runs": len(b.values),
                         "verdict": verdict,
                         "explanation": why,
+                        **statistics,
                     }
                 )
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS + TEST_COLUMNS)
 
 
 def verdict_table(claims: pd.DataFrame) -> str:
@@ -369,9 +494,12 @@ def verdict_table(claims: pd.DataFrame) -> str:
         lines.append(f'{claim_id}: "{first["text"]}"')
         if first["source"]:
             lines.append(f"  source: {first['source']}")
+        alphas = group["alpha"] if "alpha" in group else pd.Series(dtype=float)
+        tested = pd.to_numeric(alphas, errors="coerce").dropna()
+        how = f" (one-sided test over seeds, α = {tested.iloc[0]:g})" if len(tested) else ""
         lines.append(
             f"  metric: {first['metric']}, expected: {first['a']} {first['expect'][2:-2]} "
-            f"{first['b']}"
+            f"{first['b']}{how}"
         )
         for _, row in group.iterrows():
             where = " ".join(

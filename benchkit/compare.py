@@ -16,7 +16,9 @@ metric, a rule read from its name:
   ratio of medians moves past the threshold *and* its bootstrap confidence interval excludes
   1; gated only when the fingerprints match (timings from other hardware are reported);
 - ``memory``: relative threshold, ignoring changes below an absolute floor (32 MiB on the
-  CPU, whose figure is resident-set growth; 1 MiB elsewhere).
+  CPU, whose figure is resident-set growth; 1 MiB elsewhere);
+- ``reference`` (``references.csv``, a source's printed figures): a figure that was
+  ``reproduced`` and no longer is regressed; one that now is, improved.
 
 Thresholds come from the rule table, then the suite's ``[compare]`` table (recorded in the
 new side's run.json), then ``--threshold`` on the command line, the later winning.
@@ -363,7 +365,7 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
             f"{_example(new_rows, keys)}); rows match on {', '.join(keys)}"
         )
     metrics = _metrics(base, new)
-    known = set(metrics) | set(RULES) | {"deterministic", "noisy", "memory"}
+    known = set(metrics) | set(RULES) | {"deterministic", "noisy", "memory", "reference"}
     suite_layer = suite_threshold_layer(new.thresholds, f"{new.path} (suite)")
     _check_names(suite_layer, known, f"{new.path}: the suite's [compare] table")
     _check_names(options.thresholds, known, "--threshold")
@@ -399,6 +401,7 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
             base, new, matched, base_rows, new_rows, env_match_by_key, metrics, thresholds, options
         )
     )
+    findings.extend(_reference_findings(base, new, options))
     findings.extend(_unmatched(base_rows, new_rows, keys, options.strict))
     environments_match = all(env_match_by_key.values())
     notes.append(
@@ -428,6 +431,61 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
         environments_match=environments_match,
         repeats=repeats,
     )
+
+
+REFERENCE_KEY = ["reference", "precision", "device", "epoch", "step"]
+
+
+def _reference_findings(base: ResultSet, new: ResultSet, options: Options) -> list[Finding]:
+    """A source's figure (a ``references.csv`` row) that the baseline reproduced and the new
+    set does not is a regression; the reverse an improvement. Rows are matched on
+    :data:`REFERENCE_KEY`; rows on one side only are not judged."""
+    tables = [side.extras.get("references") for side in (base, new)]
+    if any(t is None or t.empty or not set(REFERENCE_KEY) <= set(t.columns) for t in tables):
+        return []
+
+    def text(value: Any) -> str:
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))  # an epoch read back as 100.0 where some rows have none
+        return "" if pd.isna(value) else str(value)
+
+    def by_key(table: pd.DataFrame) -> dict[tuple, pd.Series]:
+        return {tuple(text(row[c]) for c in REFERENCE_KEY): row for _, row in table.iterrows()}
+
+    before, after = by_key(tables[0]), by_key(tables[1])
+    gated = "reference" not in options.report_only
+    out = []
+    for key, old in before.items():
+        row = after.get(key)
+        if row is None:
+            continue
+        was, now = str(old["verdict"]), str(row["verdict"])
+        if was == now:
+            verdict = "same"
+        elif was == "reproduced":
+            verdict = "regressed"
+        elif now == "reproduced":
+            verdict = "improved"
+        else:
+            verdict = "changed"
+        reference, precision, device, epoch, step = key
+        at = f"epoch {epoch}" if epoch else (f"step {step}" if step else "")
+        label = " ".join(x for x in (reference, at, f"{precision}/{device}".strip("/")) if x)
+        out.append(
+            Finding(
+                label,
+                "reference",
+                "reference",
+                was,
+                now,
+                verdict,
+                gated,
+                _fails(verdict, gated, "reference", options.strict),
+                rule="reproduced stays reproduced",
+                note="" if verdict == "same" else str(row.get("reason", "")),
+            )
+        )
+    return out
 
 
 def _unmatched(
@@ -546,7 +604,8 @@ def _fails(verdict: str, gated: bool, kind: str, strict: bool) -> bool:
         return False
     if verdict == "regressed":
         return True
-    return strict and kind in ("deterministic", "status") and verdict in ("improved", "changed")
+    changes = ("deterministic", "status", "reference")
+    return strict and kind in changes and verdict in ("improved", "changed")
 
 
 def _row_findings(

@@ -35,9 +35,12 @@ _STYLES = ["-", "--", ":", "-."]
 _CYCLE = _PALETTE
 _VERDICT_COLORS = {
     "holds": "tab:green",
+    "supported": "tab:green",
     "pass": "tab:green",
     "does not hold": "tab:red",
+    "refuted": "tab:red",
     "fail": "tab:red",
+    "inconclusive": "tab:orange",
     "not measured": "tab:gray",
 }
 
@@ -66,10 +69,17 @@ def _series_label(precision: str, device: str, set_name: str, many_sets: bool) -
 
 
 def loss_curves(
-    results: pd.DataFrame, curves: pd.DataFrame, model: str, dataset: str
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    model: str,
+    dataset: str,
+    references: pd.DataFrame | None = None,
 ) -> Figure | None:
     """Training loss per epoch on a log scale: one line per precision and device (the median
-    of the seeds), a band from the lowest to the highest seed; validation loss dashed."""
+    of the seeds), a band from the lowest to the highest seed; validation loss dashed.
+
+    :param references: ``references.csv`` rows; those of this workload for ``loss`` or
+        ``valid_loss`` are drawn as the source's points over the curves."""
     rows = results[(results["model"] == model) & (results["dataset"] == dataset)]
     rows = rows[rows["status"].isin(["ok", "diverged"])]
     data = curves[curves["run_id"].isin(rows["run_id"])]
@@ -166,6 +176,7 @@ def loss_curves(
             drawn += 1
     if not drawn:
         return None
+    _source_points(ax, references, model, dataset)
     ax.set_yscale("log")
     ax.set_xlim(data["epoch"].min(), data["epoch"].max())
     ax.set_xlabel("epoch")
@@ -175,6 +186,47 @@ def loss_curves(
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     return fig
+
+
+_SOURCE_MARKERS = {"loss": "o", "valid_loss": "s"}
+
+
+def _source_points(ax, references: pd.DataFrame | None, model: str, dataset: str) -> None:
+    """What a source printed of this workload's loss curves: black markers, hollow (and
+    "not met" in the legend) where benchkit did not reproduce the figure."""
+    if references is None or references.empty:
+        return
+    needed = {"model", "dataset", "metric", "epoch", "source_value", "verdict", "reference"}
+    if not needed <= set(references.columns):
+        return
+    rows = references[
+        (references["model"] == model)
+        & (references["dataset"] == dataset)
+        & references["metric"].isin(list(_SOURCE_MARKERS))
+        & references["epoch"].notna()
+    ].drop_duplicates(["reference", "metric", "epoch"])
+    for (reference, metric), group in rows.groupby(["reference", "metric"], sort=False):
+        group = group[group["source_value"] > 0]  # a log axis
+        if group.empty:
+            continue
+        source = str(group["source"].iloc[0]) if "source" in group else str(reference)
+        reproduced = group["verdict"] == "reproduced"
+        marker = _SOURCE_MARKERS[metric]
+        what = "validation" if metric == "valid_loss" else "loss"
+        label = textwrap.shorten(f"source {what}: {source}", 60)
+        for mask, face, suffix in ((reproduced, "black", ""), (~reproduced, "none", " (not met)")):
+            if mask.any():
+                ax.plot(
+                    group.loc[mask, "epoch"],
+                    group.loc[mask, "source_value"],
+                    marker=marker,
+                    markersize=6,
+                    markerfacecolor=face,
+                    markeredgecolor="black",
+                    linestyle="none",
+                    zorder=4,
+                    label=label + suffix,
+                )
 
 
 class _quiet:

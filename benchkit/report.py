@@ -8,9 +8,10 @@ Sections: the result sets and their environments; a summary table per set; train
 curves per workload; the rollout of workloads that record one (``series.csv`` series
 ``NAME_actual``/``NAME_predicted``, or a ``rollout.csv`` with ``run_id, step, actual,
 predicted``); epochs to the target per precision; throughput CPU vs GPU; peak memory; the
-roofline of throughput sets (:mod:`benchkit.roofline_plot`); and the claim verdicts of sets
-that have a ``claims.csv``. A figure that cannot be drawn is left out
-with a line saying why.
+sources' printed figures beside benchkit's (``references.csv``, also drawn over the loss
+curves); the roofline of throughput sets (:mod:`benchkit.roofline_plot`); and the claim
+verdicts of sets that have a ``claims.csv``. A figure that cannot be drawn is left out with a
+line saying why.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from matplotlib.figure import Figure
 from benchkit import plots
 from benchkit.errors import BenchkitError
 from benchkit.resultset import ResultSet
+from benchkit.roofline_plot import roofline
 
 _CLAIM_COLUMNS = [
     "claim",
@@ -37,6 +39,7 @@ _CLAIM_COLUMNS = [
     "a_value",
     "b_value",
     "verdict",
+    "p_value",
     "explanation",
     "set",
 ]
@@ -82,10 +85,230 @@ def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts)).strip("-")
 
 
+@dataclass(frozen=True)
+class ReportInputs:
+    """The report's result sets combined into one table of each kind; a ``set`` column names
+    the set each row came from. ``extras`` holds the optional tables (``rollout``,
+    ``claims``) of the sets that have them."""
+
+    result_sets: list[ResultSet]
+    results: pd.DataFrame
+    curves: pd.DataFrame | None
+    extras: dict[str, pd.DataFrame]
+
+    def extra(self, name: str) -> pd.DataFrame | None:
+        """An optional table, or ``None`` when no set has rows for it."""
+        table = self.extras.get(name)
+        return None if table is None or table.empty else table
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of a section: ``draw()`` returns it (``None``: nothing to draw, and
+    ``why`` says so), saved as ``name`` with ``alt`` as its caption."""
+
+    draw: Callable[[], Figure | None]
+    name: str
+    alt: str
+    why: str
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """One section of the report, as a row of :data:`SECTIONS`.
+
+    :param title: the heading.
+    :param figures: the figures to draw from the inputs, in order.
+    :param missing: a paragraph saying why the section has nothing to show (``None``: it
+        has); when given, no figure is drawn.
+    :param tables: tables shown under the figures.
+    :param shown: whether the section appears at all.
+    """
+
+    title: str
+    figures: Callable[[ReportInputs], list[FigureSpec]]
+    missing: Callable[[ReportInputs], str | None] = lambda inputs: None
+    tables: Callable[[ReportInputs], list[pd.DataFrame]] = lambda inputs: []
+    shown: Callable[[ReportInputs], bool] = lambda inputs: True
+
+
+def _one(
+    draw: Callable[[pd.DataFrame], Figure | None], name: str, alt: str, why: str
+) -> Callable[[ReportInputs], list[FigureSpec]]:
+    """A section of one figure drawn from the combined results."""
+    return lambda inputs: [FigureSpec(lambda: draw(inputs.results), name, alt, why)]
+
+
+def _loss_figures(inputs: ReportInputs) -> list[FigureSpec]:
+    curves = inputs.curves
+    if curves is None:  # _no_curves says so
+        return []
+    return [
+        FigureSpec(
+            lambda model=model, dataset=dataset: plots.loss_curves(
+                inputs.results, curves, model, dataset, inputs.extra("references")
+            ),
+            f"loss-{_slug(model, dataset)}.png",
+            f"{model} on {dataset}: loss curves",
+            f"{model} on {dataset} has no finished run with a curve",
+        )
+        for model, dataset in plots.workloads(inputs.results)
+    ]
+
+
+def _no_curves(inputs: ReportInputs) -> str | None:
+    if inputs.curves is not None:
+        return None
+    return (
+        "Not drawn: none of the result sets has curves.csv (committed baselines leave it "
+        "out to stay small; run the suite to get one)."
+    )
+
+
+def _rollout_figures(inputs: ReportInputs) -> list[FigureSpec]:
+    rollout_rows = inputs.extras["rollout"]
+    wanted = inputs.results[inputs.results["run_id"].isin(rollout_rows["run_id"])]
+    return [
+        FigureSpec(
+            lambda model=model, dataset=dataset: plots.rollout(
+                inputs.results, rollout_rows, model, dataset
+            ),
+            f"rollout-{_slug(model, dataset)}.png",
+            f"{model} on {dataset}: rollout, actual vs predicted",
+            f"no rollout rows for {model} on {dataset}",
+        )
+        for model, dataset in plots.workloads(wanted)
+    ]
+
+
+def _no_rollout(inputs: ReportInputs) -> str | None:
+    if inputs.extra("rollout") is not None:
+        return None
+    return (
+        "Not drawn: no result set records rollout predictions (series.csv with "
+        "rollout_actual and rollout_predicted, or rollout.csv); the report recomputes "
+        "nothing."
+    )
+
+
+def _claims_figures(inputs: ReportInputs) -> list[FigureSpec]:
+    claims = inputs.extras["claims"]
+    return [
+        FigureSpec(
+            lambda: plots.claims(claims),
+            "claims.png",
+            "claim verdicts",
+            "claims.csv has no verdict column",
+        )
+    ]
+
+
+def _claims_tables(inputs: ReportInputs) -> list[pd.DataFrame]:
+    claims = inputs.extras["claims"]
+    shown = [c for c in _CLAIM_COLUMNS if c in claims.columns]
+    return [claims[shown] if shown else claims]
+
+
+def _reference_tables(inputs: ReportInputs) -> list[pd.DataFrame]:
+    """One table per reference, precision, device (and set): the source's value beside the
+    median and spread of benchkit's seeds, the verdict and its reason."""
+    references = inputs.extras["references"]
+    keys = [c for c in ("reference", "precision", "device", "set") if c in references.columns]
+    tables = []
+    for _, group in references.groupby(keys, sort=False, dropna=False):
+        first = group.iloc[0]
+        at = [
+            f"epoch {int(e)}" if pd.notna(e) else (f"step {int(s)}" if pd.notna(s) else "end")
+            for e, s in zip(group["epoch"], group["step"], strict=True)
+        ]
+        where = " ".join(str(first[c]) for c in ("precision", "device") if pd.notna(first[c]))
+        tables.append(
+            pd.DataFrame(
+                {
+                    "reference": [f"{first['reference']} ({first['metric']}, {where})"]
+                    + [""] * (len(group) - 1),
+                    "at": at,
+                    "source": group["source_value"].map(lambda v: f"{v:.10g}").tolist(),
+                    "benchkit (median)": group["median"]
+                    .map(lambda v: "" if pd.isna(v) else f"{v:.10g}")
+                    .tolist(),
+                    "seeds": group["seeds"].tolist(),
+                    "verdict": group["verdict"].tolist(),
+                    "reason": group["reason"].tolist(),
+                }
+            )
+        )
+    return tables
+
+
+def _no_figures(inputs: ReportInputs) -> list[FigureSpec]:
+    """A section of tables only."""
+    return []
+
+
+#: The report after its first section (the result sets), one row per section.
+SECTIONS: tuple[SectionSpec, ...] = (
+    SectionSpec("Loss curves", _loss_figures, missing=_no_curves),
+    SectionSpec("Rollout: actual vs predicted", _rollout_figures, missing=_no_rollout),
+    SectionSpec(
+        "Convergence epochs by precision",
+        _one(
+            plots.convergence_epochs,
+            "convergence.png",
+            "Convergence epochs by precision",
+            "no workload with a target loss finished",
+        ),
+    ),
+    SectionSpec(
+        "Throughput: CPU vs GPU",
+        _one(
+            plots.throughput,
+            "throughput.png",
+            "Throughput: CPU vs GPU",
+            "no finished run recorded a throughput",
+        ),
+    ),
+    SectionSpec(
+        "Peak memory",
+        _one(
+            plots.peak_memory,
+            "memory.png",
+            "Peak memory",
+            "no finished run recorded its peak memory",
+        ),
+    ),
+    SectionSpec(
+        "Roofline",
+        _one(
+            roofline,
+            "roofline.png",
+            "Roofline per device: each measured step against its dtype's peak FLOP/s and the "
+            "memory bandwidth times its arithmetic intensity (benchkit/roofline.py); far below "
+            "both roofs is bound by overhead",
+            "no finished throughput row has FLOPs, bytes and peaks",
+        ),
+        shown=lambda inputs: "arithmetic_intensity" in inputs.results,
+    ),
+    SectionSpec(
+        "The sources' figures against benchkit's",
+        _no_figures,
+        tables=_reference_tables,
+        shown=lambda inputs: inputs.extra("references") is not None,
+    ),
+    SectionSpec(
+        "Claim verdicts",
+        _claims_figures,
+        tables=_claims_tables,
+        shown=lambda inputs: inputs.extra("claims") is not None,
+    ),
+)
+
+
 def build_sections(
     result_sets: list[ResultSet], save: Callable[[Figure, str], None]
 ) -> list[Section]:
-    """Draw every figure (``save(figure, file_name)`` writes it) and lay out the report.
+    """Draw every figure (``save(figure, file_name)`` writes it) and lay out the report: the
+    result sets, then one section per row of :data:`SECTIONS`.
 
     :raises BenchkitError: no result sets, or one that is not from ``benchkit run``.
     """
@@ -95,110 +318,29 @@ def build_sections(
         if rs.kind != "benchkit":
             raise BenchkitError(f"{rs.path}: a report needs result sets from `benchkit run`")
     results, curves, extras = _combined(result_sets)
+    inputs = ReportInputs(result_sets, results, curves, extras)
     sections = [_sets_section(result_sets)]
-
-    def figure(section: Section, fig: Figure | None, name: str, alt: str, why: str) -> None:
-        if fig is None:
-            section.paragraphs.append(f"Not drawn: {why}.")
-            return
-        save(fig, name)
-        section.images.append((name, alt))
-
-    loss = Section("Loss curves")
-    pairs = plots.workloads(results)
-    if curves is None:
-        loss.paragraphs.append(
-            "Not drawn: none of the result sets has curves.csv (committed baselines leave it "
-            "out to stay small; run the suite to get one)."
-        )
-    else:
-        for model, dataset in pairs:
-            figure(
-                loss,
-                plots.loss_curves(results, curves, model, dataset),
-                f"loss-{_slug(model, dataset)}.png",
-                f"{model} on {dataset}: loss curves",
-                f"{model} on {dataset} has no finished run with a curve",
-            )
-    sections.append(loss)
-
-    roll = Section("Rollout: actual vs predicted")
-    rollout_rows = extras.get("rollout")
-    if rollout_rows is None or rollout_rows.empty:
-        roll.paragraphs.append(
-            "Not drawn: no result set records rollout predictions (series.csv with "
-            "rollout_actual and rollout_predicted, or rollout.csv); the report recomputes "
-            "nothing."
-        )
-    else:
-        wanted = results[results["run_id"].isin(rollout_rows["run_id"])]
-        for model, dataset in plots.workloads(wanted):
-            figure(
-                roll,
-                plots.rollout(results, rollout_rows, model, dataset),
-                f"rollout-{_slug(model, dataset)}.png",
-                f"{model} on {dataset}: rollout, actual vs predicted",
-                f"no rollout rows for {model} on {dataset}",
-            )
-    sections.append(roll)
-
-    for title, draw, name, why in (
-        (
-            "Convergence epochs by precision",
-            plots.convergence_epochs,
-            "convergence.png",
-            "no workload with a target loss finished",
-        ),
-        (
-            "Throughput: CPU vs GPU",
-            plots.throughput,
-            "throughput.png",
-            "no finished run recorded a throughput",
-        ),
-        (
-            "Peak memory",
-            plots.peak_memory,
-            "memory.png",
-            "no finished run recorded its peak memory",
-        ),
-    ):
-        section = Section(title)
-        figure(section, draw(results), name, title, why)
-        sections.append(section)
-
-    if "arithmetic_intensity" in results:
-        from benchkit.roofline_plot import roofline
-
-        section = Section("Roofline")
-        section.paragraphs.append(
-            "Each measured step against its device's roofs: the peak FLOP/s of its dtype and "
-            "the memory bandwidth times its arithmetic intensity (benchkit/roofline.py says how "
-            "bytes are estimated). A point far below both roofs is bound by overhead: per-op "
-            "launch and framework cost, not arithmetic or memory."
-        )
-        figure(
-            section,
-            roofline(results),
-            "roofline.png",
-            "roofline per device",
-            "no finished throughput row has FLOPs, bytes and peaks",
-        )
-        sections.append(section)
-
-    claims = extras.get("claims")
-    if claims is not None and not claims.empty:
-        section = Section("Claim verdicts")
-        figure(
-            section,
-            plots.claims(claims),
-            "claims.png",
-            "claim verdicts",
-            "claims.csv has no verdict column",
-        )
-        shown = [c for c in _CLAIM_COLUMNS if c in claims.columns]
-        section.tables.append(claims[shown] if shown else claims)
-        sections.append(section)
+    for spec in SECTIONS:
+        if spec.shown(inputs):
+            sections.append(_build(spec, inputs, save))
     return sections
+
+
+def _build(spec: SectionSpec, inputs: ReportInputs, save: Callable[[Figure, str], None]) -> Section:
+    section = Section(spec.title)
+    why = spec.missing(inputs)
+    if why is not None:
+        section.paragraphs.append(why)
+    else:
+        for figure in spec.figures(inputs):
+            drawn = figure.draw()
+            if drawn is None:
+                section.paragraphs.append(f"Not drawn: {figure.why}.")
+                continue
+            save(drawn, figure.name)
+            section.images.append((figure.name, figure.alt))
+    section.tables.extend(spec.tables(inputs))
+    return section
 
 
 def _sets_section(result_sets: list[ResultSet]) -> Section:

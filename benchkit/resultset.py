@@ -574,6 +574,8 @@ def _load_folder(folder: Path) -> ResultSet:
         result_set.extras["rollout"] = rollout
     if (folder / "claims.csv").is_file():
         result_set.extras["claims"] = _read_csv(folder / "claims.csv")
+    if (folder / "references.csv").is_file():
+        result_set.extras["references"] = _read_csv(folder / "references.csv")
     return result_set
 
 

@@ -32,7 +32,14 @@ from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.recipe_parts import resolve_recipe
 from benchkit.registry import Registry, call_factory, call_plugin
-from benchkit.resultset import ResultSetWriter, criteria_frame, results_frame
+from benchkit.resultset import (
+    ResultSetWriter,
+    criteria_frame,
+    curves_frame,
+    results_frame,
+    series_frame,
+    trace_frame,
+)
 from benchkit.run_result import RunResult, summarise_curve, warmup_epochs
 from benchkit.suite import Case, Suite
 from benchkit.training import FiniteWatch, TraceRecorder, split_loss, train
@@ -102,6 +109,7 @@ class SuiteOutcome:
     seconds: float
     results: list[RunResult] = field(default_factory=list)
     claims: pd.DataFrame | None = None
+    references: pd.DataFrame | None = None
     crossover: pd.DataFrame | None = None
 
     @property
@@ -215,7 +223,7 @@ def _run_convergence(
     started: float,
 ) -> SuiteOutcome:
     executor = executor or SerialExecutor()
-    claims: list[pd.DataFrame] = []
+    tables: dict[str, pd.DataFrame] = {}
 
     def loop() -> pd.DataFrame:
         for result in executor.results(cases, registry, devices, progress):
@@ -224,8 +232,19 @@ def _run_convergence(
         if suite.claims:
             from benchkit.claims import evaluate_claims
 
-            claims.append(evaluate_claims(suite.claims, frame, criteria_frame(writer.results)))
-            writer.write_table("claims.csv", claims[0])
+            tables["claims"] = evaluate_claims(suite.claims, frame, criteria_frame(writer.results))
+            writer.write_table("claims.csv", tables["claims"])
+        if suite.references:
+            from benchkit.references import evaluate_references
+
+            tables["references"] = evaluate_references(
+                suite.references,
+                frame,
+                curves_frame(writer.results),
+                trace=trace_frame(writer.results),
+                series=series_frame(writer.results),
+            )
+            writer.write_table("references.csv", tables["references"])
         return frame
 
     frame = _closing(writer, loop)
@@ -235,7 +254,8 @@ def _run_convergence(
         frame,
         time.perf_counter() - started,
         results=writer.results,
-        claims=claims[0] if claims else None,
+        claims=tables.get("claims"),
+        references=tables.get("references"),
     )
 
 

@@ -29,6 +29,7 @@ the valid choices.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import tomllib
 from collections import Counter
@@ -42,11 +43,12 @@ from benchkit.criteria import Criterion, parse_criterion
 from benchkit.errors import SuiteError
 from benchkit.mode import DEFAULT_MODE
 from benchkit.recipe_parts import recipe_problem
+from benchkit.references import Reference, parse_reference
 from benchkit.registry import RECIPE_KINDS, Registry
 from benchkit.workload import Recipe
 
 SUITE_FILE = "suite.toml"
-_TOP_KEYS = {"suite", "matrix", "cases", "claims", "compare"}  # compare: see compare.py
+_TOP_KEYS = {"suite", "matrix", "cases", "claims", "references", "compare"}  # compare.py
 _SUITE_KEYS = {"name", "description", "criteria", "kind"}
 _MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes", "modes"}
 #: What ``benchkit run`` does with a suite: train (convergence), run its pytest-benchmark
@@ -125,6 +127,7 @@ class Suite:
     cases: list[Case]
     claims: list[Claim] = field(default_factory=list)
     kind: str = "convergence"
+    references: list[Reference] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -172,23 +175,27 @@ def _plain(value: Any) -> bool:
     return isinstance(value, str | int | float | bool)
 
 
-class _Checker:
-    """Validates one suite file, producing messages that name the file and the key."""
+class SuiteChecker:
+    """Validates the values of one suite file against the registered plugins; every error
+    names the file and the key (``FILE: KEY: what is wrong; the valid choices``)."""
 
     def __init__(self, path: Path, registry: Registry) -> None:
         self.path = path
         self.registry = registry
 
     def fail(self, key: str, message: str) -> SuiteError:
+        """The error for ``key`` (to raise): ``FILE: KEY: message``."""
         return SuiteError(f"{self.path}: {key}: {message}")
 
     def keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
+        """Reject a key of ``table`` that is not in ``allowed``."""
         for key in table:
             if key not in allowed:
                 name = f"{where}.{key}" if where else key
                 raise self.fail(name, f"unknown key; valid keys: {', '.join(sorted(allowed))}")
 
     def typed(self, value: Any, types: tuple[type, ...], key: str) -> Any:
+        """``value`` if it is one of ``types`` (a boolean is not a number here)."""
         # bool is an int in Python; a suite that writes `epochs = true` is wrong all the same
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok:
@@ -196,11 +203,13 @@ class _Checker:
         return value
 
     def names(self, value: Any, key: str) -> list[Any]:
+        """``value`` if it is a non-empty array (a matrix axis)."""
         if not isinstance(value, list) or not value:
             raise self.fail(key, f"expected a non-empty array, got {value!r}")
         return value
 
     def choice(self, kind: str, name: Any, key: str) -> str:
+        """``name`` if a plugin registered a ``kind`` of that name."""
         self.typed(name, (str,), key)
         valid = self.registry.names(kind)
         if name not in valid:
@@ -208,6 +217,7 @@ class _Checker:
         return name
 
     def device(self, name: Any, key: str) -> str:
+        """A registered device, optionally with a numeric index (``cuda:1``)."""
         self.typed(name, (str,), key)
         base, _, index = name.partition(":")
         self.choice("device", base, key)
@@ -216,6 +226,8 @@ class _Checker:
         return name
 
     def options(self, given: Any, defaults: dict[str, Any], key: str, owner: str) -> dict:
+        """``defaults`` updated with ``given``; each option must exist and match its
+        default's type (any type where the default is ``None``)."""
         self.typed(given, (dict,), key)
         out = dict(defaults)
         for opt, value in given.items():
@@ -234,6 +246,7 @@ class _Checker:
         return out
 
     def batch_size(self, value: Any, key: str) -> int | None:
+        """A positive batch size, or ``None`` for ``"recipe"`` (the recipe's own)."""
         if value == "recipe":
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -241,6 +254,7 @@ class _Checker:
         return value
 
     def criteria(self, value: Any, key: str) -> tuple[Criterion, ...]:
+        """An array of criteria strings, parsed."""
         texts = self.typed(value, (list,), key)
         out = []
         for i, text in enumerate(texts):
@@ -252,6 +266,7 @@ class _Checker:
         return tuple(out)
 
     def recipe(self, base: Recipe, given: Any, key: str) -> tuple[Recipe, dict[str, Any]]:
+        """``base`` with the ``recipe`` table's fields replaced, and the fields as given."""
         self.typed(given, (dict,), key)
         for name, value in given.items():
             if name not in _RECIPE_TYPES:
@@ -286,8 +301,51 @@ def parse_suite(
 ) -> Suite:
     """Read, validate and expand a suite file against the registered plugins.
 
+    The steps, each a function of its own: :func:`read_suite` (the file and its TOML),
+    :func:`validate_top` (the tables every suite shares), then per case :func:`validate_case`
+    and :func:`expand_case` (its matrix of runs), :func:`tag_shared_ids` (run ids stay
+    unique), :func:`parse_claims` and :func:`parse_references`. A case is expanded before the
+    next one is validated, so the first mistake in the file is the one reported.
+
     :param batch_sizes: replaces every case's batch-size axis (``None`` in it: the recipe's
         batch), as ``benchkit run --batch-sizes`` does.
+    """
+    path, text, doc = read_suite(spec)
+    check = SuiteChecker(path, registry)
+    top = validate_top(doc, check)
+    cases: list[Case] = []
+    seen: set[tuple[str, str]] = set()
+    for index, raw in enumerate(top.cases):
+        case_spec = validate_case(raw, index, top, check, batch_sizes)
+        cases.extend(expand_case(case_spec, check, seen))
+    cases = tag_shared_ids(cases)
+    name = check.typed(top.meta.get("name", _default_name(path)), (str,), "suite.name")
+    description = check.typed(top.meta.get("description", ""), (str,), "suite.description")
+    claims = parse_claims(doc, cases, check)
+    kind = check.typed(top.meta.get("kind", "convergence"), (str,), "suite.kind")
+    if kind not in SUITE_KINDS:
+        raise check.fail("suite.kind", f"unknown kind {kind!r}; valid: {', '.join(SUITE_KINDS)}")
+    references = parse_references(doc, cases, check)
+    if references and kind != "convergence":
+        raise check.fail("references", f"a {kind} suite records no curves to compare with")
+    return Suite(
+        path=path,
+        name=name,
+        description=description,
+        text=text,
+        cases=cases,
+        claims=claims,
+        kind=kind,
+        references=references,
+    )
+
+
+def read_suite(spec: str | Path) -> tuple[Path, str, dict[str, Any]]:
+    """Step 1: find the suite file (:func:`resolve_path`), read it and parse its TOML.
+
+    :returns: the file's path, its text (hashed and recorded with every result set) and the
+        parsed document.
+    :raises SuiteError: no such suite, or the file is not valid TOML.
     """
     path = resolve_path(spec)
     text = path.read_text(encoding="utf-8")
@@ -295,7 +353,26 @@ def parse_suite(
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: not valid TOML: {exc}") from None
-    check = _Checker(path, registry)
+    return path, text, doc
+
+
+@dataclass(frozen=True)
+class SuiteTop:
+    """What :func:`validate_top` checked: the ``[suite]`` and ``[matrix]`` tables, the
+    suite-wide criteria and the raw ``[[cases]]`` tables (each still to be validated)."""
+
+    meta: dict[str, Any]
+    matrix: dict[str, Any]
+    criteria: tuple[Criterion, ...]
+    cases: list[Any]
+
+
+def validate_top(doc: dict[str, Any], check: SuiteChecker) -> SuiteTop:
+    """Step 2: the top-level keys and the tables every case shares.
+
+    :raises SuiteError: an unknown key, a table of the wrong type, a bad suite-wide
+        criterion, or no ``[[cases]]``.
+    """
     check.keys(doc, _TOP_KEYS, "")
     meta = check.typed(doc.get("suite", {}), (dict,), "suite")
     check.keys(meta, _SUITE_KEYS, "suite")
@@ -308,136 +385,209 @@ def parse_suite(
         raise check.fail(
             "cases", "a suite needs at least one [[cases]] table with model and dataset"
         )
+    return SuiteTop(meta=meta, matrix=matrix, criteria=suite_criteria, cases=raw_cases)
 
-    cases: list[Case] = []
-    seen: set[tuple[str, str]] = set()
-    for i, raw in enumerate(raw_cases):
-        where = f"cases[{i}]"
-        check.typed(raw, (dict,), where)
-        check.keys(raw, _CASE_KEYS, where)
-        for required in ("model", "dataset"):
-            if required not in raw:
-                raise check.fail(
-                    f"{where}.{required}", "missing (every case names a model and a dataset)"
-                )
-        model = check.choice("model", raw["model"], f"{where}.model")
-        dataset = check.choice("dataset", raw["dataset"], f"{where}.dataset")
-        model_reg = registry.get("model", model)
-        if dataset not in model_reg.datasets:
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One validated ``[[cases]]`` table, before it is expanded over its matrix.
+
+    ``overrides`` are the case's own recipe, options and model options as the file wrote
+    them (they make the run's ``variant``); ``options`` and ``model_options`` are merged with
+    the plugins' defaults. ``batches`` holds ``None`` for the recipe's own batch size.
+    ``mode_options`` holds each mode's options merged with its defaults, ``given_mode_options``
+    those the file wrote (a mode's own are part of its runs' ``variant``).
+    """
+
+    where: str
+    model: str
+    dataset: str
+    recipe: Recipe
+    overrides: dict[str, Any]
+    options: dict[str, Any]
+    model_options: dict[str, Any]
+    target_loss: float | None
+    criteria: tuple[Criterion, ...]
+    trace: bool
+    devices: list[str]
+    precisions: list[str]
+    seeds: list[int]
+    batches: list[int | None]
+    modes: list[str] = field(default_factory=lambda: [DEFAULT_MODE])
+    mode_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    given_mode_options: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_case(
+    raw: Any,
+    index: int,
+    top: SuiteTop,
+    check: SuiteChecker,
+    batch_sizes: Sequence[int | None] | None = None,
+) -> CaseSpec:
+    """Step 3: check one ``[[cases]]`` table against the plugins and the suite's matrix.
+
+    :param batch_sizes: replaces the case's batch-size axis (``benchkit run --batch-sizes``).
+    :raises SuiteError: the first thing wrong with the case, naming its key.
+    """
+    registry = check.registry
+    where = f"cases[{index}]"
+    check.typed(raw, (dict,), where)
+    check.keys(raw, _CASE_KEYS, where)
+    for required in ("model", "dataset"):
+        if required not in raw:
             raise check.fail(
-                f"{where}.dataset",
-                f"model {model!r} does not fit dataset {dataset!r}; "
-                f"it fits: {', '.join(sorted(model_reg.datasets))} (a dataset's plugin can "
-                f"offer it with register(..., recipes={{{model!r}: Recipe(...)}}))",
+                f"{where}.{required}", "missing (every case names a model and a dataset)"
             )
-        recipe, recipe_overrides = check.recipe(
-            model_reg.datasets[dataset], raw.get("recipe", {}), f"{where}.recipe"
+    model = check.choice("model", raw["model"], f"{where}.model")
+    dataset = check.choice("dataset", raw["dataset"], f"{where}.dataset")
+    model_reg = registry.get("model", model)
+    if dataset not in model_reg.datasets:
+        raise check.fail(
+            f"{where}.dataset",
+            f"model {model!r} does not fit dataset {dataset!r}; "
+            f"it fits: {', '.join(sorted(model_reg.datasets))} (a dataset's plugin can "
+            f"offer it with register(..., recipes={{{model!r}: Recipe(...)}}))",
         )
-        options = check.options(
-            raw.get("options", {}),
-            dict(registry.get("dataset", dataset).options),
-            f"{where}.options",
-            f"dataset {dataset!r}",
-        )
-        model_options = check.options(
-            raw.get("model_options", {}),
-            dict(model_reg.options),
-            f"{where}.model_options",
-            f"model {model!r}",
-        )
-        target = raw.get("target_loss")
-        if target is not None:
-            target = float(check.typed(target, (float, int), f"{where}.target_loss"))
-        criteria = (
-            check.criteria(raw["criteria"], f"{where}.criteria")
-            if "criteria" in raw
-            else suite_criteria
-        )
-        trace = check.typed(raw.get("trace", False), (bool,), f"{where}.trace")
-        if trace and recipe.batch_size is not None:
-            raise check.fail(f"{where}.trace", "a trace needs a full-batch recipe (no batch_size)")
+    recipe, recipe_overrides = check.recipe(
+        model_reg.datasets[dataset], raw.get("recipe", {}), f"{where}.recipe"
+    )
+    options = check.options(
+        raw.get("options", {}),
+        dict(registry.get("dataset", dataset).options),
+        f"{where}.options",
+        f"dataset {dataset!r}",
+    )
+    model_options = check.options(
+        raw.get("model_options", {}),
+        dict(model_reg.options),
+        f"{where}.model_options",
+        f"model {model!r}",
+    )
+    target = raw.get("target_loss")
+    if target is not None:
+        target = float(check.typed(target, (float, int), f"{where}.target_loss"))
+    criteria = (
+        check.criteria(raw["criteria"], f"{where}.criteria") if "criteria" in raw else top.criteria
+    )
+    trace = check.typed(raw.get("trace", False), (bool,), f"{where}.trace")
+    if trace and recipe.batch_size is not None:
+        raise check.fail(f"{where}.trace", "a trace needs a full-batch recipe (no batch_size)")
 
-        def axis(name: str, raw: dict = raw, where: str = where) -> tuple[list[Any], str]:
-            if name in raw:
-                return check.names(raw[name], f"{where}.{name}"), f"{where}.{name}"
-            if name in matrix:
-                return check.names(matrix[name], f"matrix.{name}"), f"matrix.{name}"
-            raise check.fail(
-                f"{where}.{name}", f"no {name} for this case: set [matrix] {name} or the case's own"
+    def axis(name: str) -> tuple[list[Any], str]:
+        if name in raw:
+            return check.names(raw[name], f"{where}.{name}"), f"{where}.{name}"
+        if name in top.matrix:
+            return check.names(top.matrix[name], f"matrix.{name}"), f"matrix.{name}"
+        raise check.fail(
+            f"{where}.{name}", f"no {name} for this case: set [matrix] {name} or the case's own"
+        )
+
+    devices, dkey = axis("devices")
+    precisions, pkey = axis("precisions")
+    seeds, skey = axis("seeds")
+    devices = [check.device(d, dkey) for d in devices]
+    precisions = [check.choice("precision", p, pkey) for p in precisions]
+    seeds = [check.typed(s, (int,), skey) for s in seeds]
+    modes, mode_options = _modes(check, raw, top.matrix, where)
+    if trace and any(m != DEFAULT_MODE for m in modes):
+        raise check.fail(
+            f"{where}.trace", f"a trace records every step as written: run it in {DEFAULT_MODE}"
+        )
+    batches: list[int | None] = [None]
+    if batch_sizes is not None:
+        batches = list(batch_sizes)
+    elif "batch_sizes" in raw or "batch_sizes" in top.matrix:
+        sizes, bkey = axis("batch_sizes")
+        batches = [check.batch_size(b, bkey) for b in sizes]
+    overrides = {
+        k: v
+        for k, v in (
+            ("options", raw.get("options")),
+            ("model_options", raw.get("model_options")),
+            ("recipe", recipe_overrides),
+        )
+        if v
+    }
+    return CaseSpec(
+        where=where,
+        model=model,
+        dataset=dataset,
+        recipe=recipe,
+        overrides=overrides,
+        options=options,
+        model_options=model_options,
+        target_loss=target,
+        criteria=criteria,
+        trace=trace,
+        devices=devices,
+        precisions=precisions,
+        seeds=seeds,
+        batches=batches,
+        modes=modes,
+        mode_options=mode_options,
+        given_mode_options=dict(raw.get("mode_options", {})),
+    )
+
+
+def expand_case(spec: CaseSpec, check: SuiteChecker, seen: set[tuple[str, str]]) -> list[Case]:
+    """Step 4: one :class:`Case` per batch size, mode, device, precision and seed, in that
+    order.
+
+    :param seen: ``(base_id, variant)`` of the runs expanded so far; extended in place.
+    :raises SuiteError: a run the suite already has (same ids, same overrides).
+    """
+    cases = []
+    for batch, mode in itertools.product(spec.batches, spec.modes):
+        sized = dict(spec.overrides, batch_size=batch) if batch is not None else spec.overrides
+        if mode in spec.given_mode_options:  # only this mode's own options tell it apart
+            sized = dict(sized, mode_options=spec.given_mode_options[mode])
+        variant = json.dumps(sized, sort_keys=True) if sized else ""
+        batch_recipe = spec.recipe if batch is None else replace(spec.recipe, batch_size=batch)
+        for device, precision, seed in itertools.product(spec.devices, spec.precisions, spec.seeds):
+            case = Case(
+                spec.model,
+                spec.dataset,
+                precision,
+                device,
+                seed,
+                batch_recipe,
+                spec.target_loss,
+                spec.options,
+                spec.model_options,
+                variant,
+                spec.criteria,
+                spec.trace,
+                batch,
+                mode=mode,
+                mode_options=spec.mode_options[mode],
             )
+            if (case.base_id, variant) in seen:
+                raise check.fail(spec.where, f"run {case.base_id} appears twice in the suite")
+            seen.add((case.base_id, variant))
+            cases.append(case)
+    return cases
 
-        devices, dkey = axis("devices")
-        precisions, pkey = axis("precisions")
-        seeds, skey = axis("seeds")
-        devices = [check.device(d, dkey) for d in devices]
-        precisions = [check.choice("precision", p, pkey) for p in precisions]
-        seeds = [check.typed(s, (int,), skey) for s in seeds]
-        modes, mode_options = _modes(check, raw, matrix, where)
-        if trace and any(m != DEFAULT_MODE for m in modes):
-            raise check.fail(
-                f"{where}.trace", f"a trace records every step as written: run it in {DEFAULT_MODE}"
-            )
-        batches: list[int | None] = [None]
-        if batch_sizes is not None:
-            batches = list(batch_sizes)
-        elif "batch_sizes" in raw or "batch_sizes" in matrix:
-            sizes, bkey = axis("batch_sizes")
-            batches = [check.batch_size(b, bkey) for b in sizes]
 
-        overrides = {
-            k: v
-            for k, v in (
-                ("options", raw.get("options")),
-                ("model_options", raw.get("model_options")),
-                ("recipe", recipe_overrides),
-            )
-            if v
-        }
-        for batch, mode in ((b, m) for b in batches for m in modes):
-            sized = dict(overrides, batch_size=batch) if batch is not None else overrides
-            if mode in raw.get("mode_options", {}):  # only this mode's options tell it apart
-                sized = dict(sized, mode_options=raw["mode_options"][mode])
-            variant = json.dumps(sized, sort_keys=True) if sized else ""
-            batch_recipe = recipe if batch is None else replace(recipe, batch_size=batch)
-            for device in devices:
-                for precision in precisions:
-                    for seed in seeds:
-                        case = Case(
-                            model,
-                            dataset,
-                            precision,
-                            device,
-                            seed,
-                            batch_recipe,
-                            target,
-                            options,
-                            model_options,
-                            variant,
-                            criteria,
-                            trace,
-                            batch,
-                            mode=mode,
-                            mode_options=mode_options[mode],
-                        )
-                        if (case.base_id, variant) in seen:
-                            raise check.fail(
-                                where, f"run {case.base_id} appears twice in the suite"
-                            )
-                        seen.add((case.base_id, variant))
-                        cases.append(case)
-
-    # A case with overrides that shares its base id with another case gets a short hash of
-    # the overrides in its run_id; the plain case keeps its id, so adding a variant to a suite
-    # does not rename runs recorded before.
+def tag_shared_ids(cases: Sequence[Case]) -> list[Case]:
+    """Step 5: a case with overrides that shares its base id with another case gets a short
+    hash of the overrides in its run_id; the plain case keeps its id, so adding a variant to
+    a suite does not rename runs recorded before."""
     shared = Counter(c.base_id for c in cases)
-    cases = [
+    return [
         replace(c, tag=hashlib.sha1(c.variant.encode()).hexdigest()[:8])
         if shared[c.base_id] > 1 and c.variant
         else c
         for c in cases
     ]
-    name = check.typed(meta.get("name", _default_name(path)), (str,), "suite.name")
-    description = check.typed(meta.get("description", ""), (str,), "suite.description")
+
+
+def parse_claims(doc: dict[str, Any], cases: Sequence[Case], check: SuiteChecker) -> list[Claim]:
+    """Step 6: the ``[[claims]]`` tables (see :mod:`benchkit.claims`); a claim may name only
+    criteria the suite's cases record, and claim ids are unique.
+
+    :raises SuiteError: the first thing wrong with a claim.
+    """
     raw_claims = check.typed(doc.get("claims", []), (list,), "claims")
     known = {c.text for case in cases for c in case.criteria}
     claims = []
@@ -447,22 +597,33 @@ def parse_suite(
     ids = [c.id for c in claims]
     if len(ids) != len(set(ids)):
         raise check.fail("claims", f"claim ids must be unique, got {', '.join(ids)}")
-    kind = check.typed(meta.get("kind", "convergence"), (str,), "suite.kind")
-    if kind not in SUITE_KINDS:
-        raise check.fail("suite.kind", f"unknown kind {kind!r}; valid: {', '.join(SUITE_KINDS)}")
-    return Suite(
-        path=path,
-        name=name,
-        description=description,
-        text=text,
-        cases=cases,
-        claims=claims,
-        kind=kind,
-    )
+    return claims
+
+
+def parse_references(
+    doc: dict[str, Any], cases: Sequence[Case], check: SuiteChecker
+) -> list[Reference]:
+    """Step 7: the ``[[references]]`` tables, the figures a source printed (see
+    :mod:`benchkit.references`); each must match a case of the suite, and ids are unique.
+
+    :raises SuiteError: the first thing wrong with a reference.
+    """
+    raw_references = check.typed(doc.get("references", []), (list,), "references")
+    references = []
+    for i, raw in enumerate(raw_references):
+        check.typed(raw, (dict,), f"references[{i}]")
+        references.append(parse_reference(raw, i, check.fail, cases))
+    ids = [r.id for r in references]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise check.fail(
+            "references", f"reference ids must be unique; repeated: {', '.join(repeated)}"
+        )
+    return references
 
 
 def _modes(
-    check: _Checker, raw: dict[str, Any], matrix: dict[str, Any], where: str
+    check: SuiteChecker, raw: dict[str, Any], matrix: dict[str, Any], where: str
 ) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """A case's modes (its own ``modes``, the matrix's, or eager) and each one's options: the
     registered defaults updated by the case's ``mode_options = { MODE = { ... } }``."""

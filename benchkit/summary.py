@@ -203,4 +203,11 @@ def outcome_text(outcome: SuiteOutcome, out: Path) -> str:
             from benchkit.claims import verdict_table
 
             lines += ["\nclaims (claims.csv)", verdict_table(outcome.claims)]
+        if outcome.references is not None:
+            from benchkit.references import references_table
+
+            lines += [
+                "\nthe sources' figures against benchkit's (references.csv)",
+                references_table(outcome.references),
+            ]
     return "\n".join(lines)

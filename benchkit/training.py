@@ -48,8 +48,9 @@ class EpochRecorder:
 
 class TraceRecorder(EpochRecorder):
     """The source's step-by-step table: per epoch the prediction (when the model has a single
-    output), every parameter before the update and its gradient. For models with a handful of
-    parameters only."""
+    output), every parameter before the update (``weight``), its gradient (``weight_grad``)
+    and its value after the update (``weight_after``; the float16 notebook prints those).
+    For models with a handful of parameters only."""
 
     MAX_VALUES = 64
 
@@ -85,19 +86,23 @@ class TraceRecorder(EpochRecorder):
             .double()
             for p in model.parameters()
         ]
-        self._after.append(torch.cat(grads))
+        after = [p.detach().reshape(-1).double() for p in model.parameters()]
+        self._after.append(torch.cat(grads + after))
 
     def flush(self) -> None:
         if not self._before:
             return
         before = torch.stack(self._before).cpu().tolist()
         after = torch.stack(self._after).cpu().tolist()
-        for values, grads in zip(before, after, strict=True):
+        count = len(self.names)
+        for values, grads_after in zip(before, after, strict=True):
             row: dict[str, float] = {}
             if self._has_prediction:
                 row["prediction"] = values.pop(0)
             row.update(zip(self.names, values, strict=True))
+            grads, updated = grads_after[:count], grads_after[count:]
             row.update({f"{n}_grad": g for n, g in zip(self.names, grads, strict=True)})
+            row.update({f"{n}_after": v for n, v in zip(self.names, updated, strict=True)})
             self.rows.append(row)
         self._before.clear()
         self._after.clear()
@@ -239,11 +244,15 @@ def train(
     ``data`` is already on the device.
 
     The loss of an epoch is the training loss of that pass's forward step(s), before the
-    update(s), averaged over batches. A non-finite epoch loss stops training; the outcome then
-    ends at that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
+    update(s), averaged over batches. The validation loss of a full-batch epoch comes from the
+    same parameters as its training loss, before the update (as the temperature notebook
+    computes it); with minibatches it is taken after the epoch's last update (as Keras
+    reports ``val_loss``). A non-finite epoch loss stops training; the outcome then ends at
+    that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
     (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count (a
     schedule still spans the recipe's, so a shortened replay follows the same rates).
-    ``mode`` (eager when ``None``) executes each step; validation runs as written.
+    ``mode`` (eager when ``None``) executes each step, the full-batch validation inside it
+    included; minibatch validation after the epoch runs as written.
     """
     recipe = parts.recipe
     epochs = recipe.epochs if epochs is None else epochs
@@ -257,18 +266,27 @@ def train(
     starts = range(0, n, batch)
     acc_dtype = device.accumulate_dtype
     generator = _generator(device, seed) if recipe.shuffle and batch < n else None
-    watch_prediction = tuple(recorders) if batch == n else ()
+    full_batch = batch == n
+    watch_prediction = tuple(recorders) if full_batch else ()
+    validate_in_step = full_batch and valid_split is not None
 
-    def step(inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
-        """Forward, loss, backward and update on one batch; the loss, detached."""
+    def step(
+        inputs: tuple[torch.Tensor, ...], target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward, loss, backward and update on one batch: the loss, detached, and on a
+        full-batch epoch the validation loss of the same parameters, before the update."""
         with precision.autocast(device):
             prediction = model(*inputs)
             loss = loss_fn(prediction, target)
+        valid = None
+        if validate_in_step:  # the parameters of this epoch's training loss
+            model.eval()
+            valid = split_loss(model, valid_split, parts, precision, device)
         for recorder in watch_prediction:
             recorder.before_step(model, prediction)
         optimizer.zero_grad(set_to_none=True)
         precision.backward_step(loss, optimizer)
-        return loss.detach()
+        return loss.detach(), valid
 
     run_step = mode.wrap(step, device)
 
@@ -285,8 +303,9 @@ def train(
             model.train()
         if schedule is not None:
             out.lrs.append(schedule.lr())
+        valid_loss = None
         if batch == n:
-            epoch_loss = run_step(train_split.inputs, train_split.target)
+            epoch_loss, valid_loss = run_step(train_split.inputs, train_split.target)
         else:
             order = (
                 torch.randperm(n, generator=generator, device=generator.device)
@@ -302,14 +321,13 @@ def train(
                     idx = order[start : start + batch]
                     inputs = tuple(t[idx] for t in train_split.inputs)
                     target = train_split.target[idx]
-                total += run_step(inputs, target)
+                total += run_step(inputs, target)[0]
             epoch_loss = total / len(starts)
         for recorder in recorders:
             recorder.after_step(model)
         if schedule is not None:
             schedule.step()
-        valid_loss = None
-        if valid_split is not None:
+        if valid_split is not None and valid_loss is None:  # minibatches: after the epoch
             model.eval()
             valid_loss = split_loss(model, valid_split, parts, precision, device)
         curve.add(epoch_loss, valid_loss)

@@ -131,7 +131,9 @@ class Data:
     """What a dataset factory returns.
 
     :param train: the split the model is trained on; its loss is the curve.
-    :param valid: evaluated after every epoch; its loss becomes ``valid_loss`` in the curve.
+    :param valid: evaluated every epoch; its loss becomes ``valid_loss`` in the curve (in a
+        full-batch epoch from the parameters of the epoch's training loss, before the update;
+        with minibatches after the epoch's last update).
     :param test: evaluated once after training; its loss becomes the ``test_loss`` metric.
     :param info: anything a model factory or a metric needs (input sizes, vocabulary, the raw
         series, scalers). Models read ``info`` to size themselves.

@@ -6,8 +6,10 @@ maps it to one value: the next (scaled) value of the series. ``nn.RNN(in, 50)`` 
 
 - ``ramp``: the values 10, 20, …, 90 min-max scaled to [0, 1] over the whole series (the
   source's toy, where nothing is held out of the scaler); sequences of one time step, each value
-  predicting the next (8 samples). The first 80 % (6) are train, of which the last 20 % (2) are
-  validation, the way Keras' ``validation_split`` cuts; the rest (2) are test: 4 / 2 / 2.
+  predicting the next. As the lecture does, the series is cut before it is windowed: its first
+  80 % of the values (7) are train and validation, of which the first 80 % (5) train and the
+  rest (2) validate; the last 2 values test. Each part gives one sample fewer than it has
+  values: 4 train, 1 validation and 1 test sample (``docs/workloads.md``).
 - ``prices``: a daily closing-price series. Features per day are [close, close 5 days earlier,
   10-day rolling mean, 10-day rolling std]; the first days, whose lag or rolling window is
   incomplete, are dropped. Windows of ``window`` (20) days predict the next day's scaled close.
@@ -50,7 +52,7 @@ ROLLING = 10
 #: Days lost at the start of the series to the lag and the rolling window.
 WARMUP = max(LAG, ROLLING - 1)
 TRAIN_FRACTION = 0.8
-#: Share of ramp's training part held out for validation (Keras' validation_split).
+#: Share of ramp's training values held out for validation (cut before windowing).
 RAMP_VALID_FRACTION = 0.2
 #: Share of prices' training part held out for validation (not in the source).
 VALID_FRACTION = 0.1
@@ -75,24 +77,28 @@ def _cut(n: int, fraction: float) -> int:
     return min(max(math.floor(n * fraction), 1), n - 1)
 
 
+def _windows(values: torch.Tensor) -> Split:
+    """Each value (one time step of one feature) predicts the next: len(values) - 1 samples."""
+    return Split((values[:-1].reshape(-1, 1, 1),), values[1:].reshape(-1, 1))
+
+
 def ramp(options: dict) -> Data:
-    """10, 20, …, 90 scaled to [0, 1]; each value (one time step) predicts the next."""
+    """10, 20, …, 90 scaled to [0, 1], cut into train / validation / test values (5 / 2 / 2)
+    before windowing; each value (one time step) predicts the next: 4 / 1 / 1 samples."""
     values = torch.tensor(RAMP)
     low, high = values.min(), values.max()
     scaled = (values - low) / (high - low)
-    x = scaled[:-1].reshape(-1, 1, 1)  # (samples, time steps, features)
-    y = scaled[1:].reshape(-1, 1)
-    trainval = _cut(len(x), TRAIN_FRACTION)
+    trainval = _cut(len(values), TRAIN_FRACTION)
     train = _cut(trainval, 1 - RAMP_VALID_FRACTION)
     return Data(
-        train=Split((x[:train],), y[:train]),
-        valid=Split((x[train:trainval],), y[train:trainval]),
-        test=Split((x[trainval:],), y[trainval:]),
+        train=_windows(scaled[:train]),
+        valid=_windows(scaled[train:trainval]),
+        test=_windows(scaled[trainval:]),
         info={
             "in_features": 1,
             "target_min": float(low),
             "target_max": float(high),
-            "test_actual": values[1:][trainval:].double(),
+            "test_actual": values[trainval + 1 :].double(),
         },
     )
 
@@ -268,7 +274,7 @@ def benchkit_register_datasets(register):
     register(
         "ramp",
         ramp,
-        description="10, 20, …, 90 scaled; one step → next value; 4 train / 2 valid / 2 test",
+        description="10, 20, …, 90 scaled; one step → next value; 4 train / 1 valid / 1 test",
     )
     register(
         "prices",

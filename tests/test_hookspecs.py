@@ -217,10 +217,12 @@ def test_hook_benchkit_register_models_trains_with_its_recipe_options_and_evalua
     registry = isolated_registry(Plugin(), single_neuron)  # line is single_neuron's
     result = run_quick(registry, "probe_mlp", "line", epochs=3, model_options={"hidden": 5})
     assert result.status == "ok", result.status_detail
-    assert calls == [({"in_features": 1}, {"hidden": 5})]
+    # line's info says how its source initialised its model (single_neuron reads it)
+    assert calls == [({"in_features": 1, "source_init": "randn"}, {"hidden": 5})]
     assert (result.optimizer, result.lr, result.epochs) == ("adam", 0.01, 3)
     assert result.params == 5 + 5 + 5 + 1
-    assert set(result.metrics) == {"test_loss", "at_zero"}  # scalars: results.csv columns
+    # scalars: results.csv columns (line's test points also validate, as the lecture's do)
+    assert set(result.metrics) == {"test_loss", "valid_loss", "at_zero"}
     assert len(result.series["outputs"]) == 2  # a 1-D tensor: series.csv rows
 
 

@@ -436,7 +436,8 @@ def test_benchkit_show_prints_a_models_recipes_per_dataset_and_its_metrics(capsy
     text = capsys.readouterr().out
     assert text.startswith(
         "model single_neuron, from plugin single_neuron (benchkit "
-        f"{benchkit.__version__})\n    nn.Linear(1, 1): one weight, one bias\n"
+        f"{benchkit.__version__})\n"
+        "    one weight, one bias: nn.Linear(1, 1), or the lecture's randn neuron\n"
     )
     assert "    recipes per dataset:\n        celsius       Recipe(loss='mse'" in text
     assert "        line          Recipe(loss='l1', optimizer='sgd', lr=0.01, epochs=500)" in text

@@ -90,7 +90,15 @@ def test_trace_is_the_step_by_step_table(registry):
     result = run_case(c, registry, DeviceCache(registry))
     assert len(result.trace) == 5
     first = result.trace[0]
-    assert list(first) == ["prediction", "weight", "bias", "weight_grad", "bias_grad"]
+    assert list(first) == [
+        "prediction",
+        "weight",
+        "bias",
+        "weight_grad",
+        "bias_grad",
+        "weight_after",
+        "bias_after",
+    ]
     # the source's seed-0 half-precision neuron, before its first update
     assert round(first["weight"], 4) == -0.0075 and round(first["bias"], 4) == 0.5366
     assert first["prediction"] == pytest.approx(first["weight"] + first["bias"], abs=1e-3)
@@ -101,6 +109,11 @@ def test_trace_is_the_step_by_step_table(registry):
     assert result.trace[1]["weight"] == pytest.approx(
         first["weight"] - 0.1 * first["weight_grad"], abs=1e-3
     )
+    # the after-step columns are the next row's before-step values, exactly
+    for row, following in zip(result.trace[:-1], result.trace[1:], strict=True):
+        assert (row["weight_after"], row["bias_after"]) == (following["weight"], following["bias"])
+    # the float16 notebook's first row: weight and bias after the step (docs/workloads.md)
+    assert (round(first["weight_after"], 6), round(first["bias_after"], 6)) == (0.086609, 0.630859)
 
 
 def test_rollout_series_are_kept(registry):

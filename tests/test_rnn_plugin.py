@@ -80,16 +80,21 @@ def test_forward_shapes():
     assert rnn.build(ramp, {"hidden": 50})(ramp.train.inputs[0]).shape == (4, 1)
 
 
-def test_ramp_splits_and_scaling():
+def test_ramp_is_cut_before_windowing_as_the_lecture_does():
     data = rnn.ramp({})
-    assert (len(data.train), len(data.valid), len(data.test)) == (4, 2, 2)
-    xs = torch.cat([s.inputs[0] for s in (data.train, data.valid, data.test)]).flatten()
-    ys = torch.cat([s.target for s in (data.train, data.valid, data.test)]).flatten()
-    assert torch.allclose(xs, torch.arange(8) / 8)  # 10..80 scaled by (v - 10) / 80
-    assert torch.allclose(ys[:-1], xs[1:])  # each value predicts the next
-    assert ys[-1] == 1.0
+    # values 10..50 train, 60, 70 validate, 80, 90 test: 4 / 1 / 1 windows
+    assert (len(data.train), len(data.valid), len(data.test)) == (4, 1, 1)
+
+    def unscaled(t):
+        return (t.flatten() * 80 + 10).round().tolist()
+
+    assert unscaled(data.train.inputs[0]) == [10, 20, 30, 40]
+    assert unscaled(data.train.target) == [20, 30, 40, 50]
+    assert (unscaled(data.valid.inputs[0]), unscaled(data.valid.target)) == ([60], [70])
+    assert (unscaled(data.test.inputs[0]), unscaled(data.test.target)) == ([80], [90])
+    assert data.test.target.item() == 1.0  # scaled over the whole series: (v - 10) / 80
     assert data.info["in_features"] == 1
-    assert data.info["test_actual"].tolist() == [80.0, 90.0]
+    assert data.info["test_actual"].tolist() == [90.0]
 
 
 def test_synthetic_prices_are_deterministic_per_seed():

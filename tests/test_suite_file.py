@@ -168,7 +168,7 @@ SUITE_ERRORS = [
         "top-level-key",
         "[matrx]\n" + case(),
         "matrx",
-        "unknown key; valid keys: cases, claims, compare, matrix, suite",
+        "unknown key; valid keys: cases, claims, compare, matrix, references, suite",
     ),
     (
         "suite-key",
