@@ -165,7 +165,9 @@ def breakdown(events: Sequence[Any], steps: int) -> Breakdown:
         by_name[e.name] = by_name.get(e.name, 0.0) + e.self_cpu_time_total / 1e6
     kernels = [e for e in events if e.device_type != DeviceType.CPU]
     if kernels:
-        return _device_breakdown(kernels, step_ranges, in_optimizer, wall, by_name, steps)
+        # a range's device time is that of the kernels launched inside it
+        optimizer_kernels = sum(e.device_time_total for e in optimizer_ranges) / 1e6
+        return _device_breakdown(kernels, optimizer_kernels, wall, by_name, steps)
     compute = sum(by_name.values())
     top = _top(by_name, wall)
     return Breakdown(
@@ -189,32 +191,27 @@ def _descendants(event: Any) -> list[Any]:
 
 def _device_breakdown(
     kernels: list[Any],
-    step_ranges: list[Any],
-    in_optimizer: set[int],
+    optimizer: float,
     wall: float,
     host_ops: dict[str, float],
     steps: int,
 ) -> Breakdown:
-    """On a GPU: kernel time (the optimizer's kernels apart) and the idle gaps between them
-    over the device's span of each step."""
-    from_optimizer = set()
-    for event in step_ranges:
-        for d in _descendants(event):
-            if id(d) in in_optimizer:
-                from_optimizer.update(id(k) for k in getattr(d, "kernels", []))
-    intervals = sorted((k.time_range.start, k.time_range.end, k) for k in kernels)
-    busy, optimizer, last_end = 0.0, 0.0, None
+    """On a GPU: the time kernels run (the optimizer's apart: ``optimizer`` seconds), and the
+    idle gaps, over the device's span of the profiled steps; the host's time outside
+    operators as the overhead."""
+    intervals = sorted(
+        ((k.time_range.start, k.time_range.end, k.name) for k in kernels), key=lambda i: i[:2]
+    )
+    busy, last_end = 0.0, None
     by_name: dict[str, float] = {}
-    for start, end, kernel in intervals:
-        length = (end - start) / 1e6
-        by_name[kernel.name] = by_name.get(kernel.name, 0.0) + length
-        if id(kernel) in from_optimizer:
-            optimizer += length
+    for start, end, name in intervals:
+        by_name[name] = by_name.get(name, 0.0) + (end - start) / 1e6
         begin = start if last_end is None else max(start, last_end)
-        busy += max(0.0, (end - begin) / 1e6)
+        busy += max(0.0, (end - begin) / 1e6)  # overlapping kernels count once
         last_end = end if last_end is None else max(last_end, end)
     span = (intervals[-1][1] - intervals[0][0]) / 1e6
     device_wall = max(span, wall)
+    optimizer = min(optimizer, busy)
     host_overhead = max(0.0, wall - sum(host_ops.values()))
     return Breakdown(
         device_wall / steps,

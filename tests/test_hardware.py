@@ -389,3 +389,71 @@ def test_profile_splits_each_step_and_writes_a_result_set(tmp_path, capsys):
     trace = out / "traces" / "sine_mlp_sine_fp32_cpu_seed0_train_step.json"
     assert "traceEvents" in json.loads(trace.read_text())
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+
+
+class Span:
+    """A profiler event's time range, in microseconds."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+
+    def elapsed_us(self) -> float:
+        return self.end - self.start
+
+
+class Event:
+    """The fields of torch.profiler's FunctionEvent that the breakdown reads."""
+
+    def __init__(self, name, start, end, self_us=0.0, device_us=0.0, children=(), cuda=False):
+        from torch.autograd import DeviceType
+
+        self.name, self.time_range = name, Span(start, end)
+        self.self_cpu_time_total, self.device_time_total = self_us, device_us
+        self.device_type = DeviceType.CUDA if cuda else DeviceType.CPU
+        self.cpu_children, self.cpu_parent = list(children), None
+        for child in self.cpu_children:
+            child.cpu_parent = self
+
+
+def profiled_step(start: float, gpu: bool) -> list[Event]:
+    """One 1000 us step: 300 us in aten::mm, 200 us of optimizer (50 us of it in an aten op
+    that counts as optimizer, not compute), 40 us in a view (overhead), the rest Python."""
+    adam_op = Event("aten::_foreach_add_", start + 600, start + 650, self_us=50)
+    optimizer = Event(
+        "Optimizer.step#Adam.step", start + 500, start + 700, device_us=120, children=[adam_op]
+    )
+    mm = Event("aten::mm", start + 100, start + 400, self_us=300)
+    view = Event("aten::view", start + 450, start + 490, self_us=40)
+    step = Event("benchkit.step", start, start + 1000, children=[mm, view, optimizer])
+    events = [step, mm, view, optimizer, adam_op]
+    if gpu:  # kernels: 100..400 and 300..500 overlap; the optimizer's 120 us; idle the rest
+        events += [
+            Event("gemm", start + 100, start + 400, cuda=True),
+            Event("gemm", start + 300, start + 500, cuda=True),
+            Event("adam", start + 600, start + 720, cuda=True),
+        ]
+    return events
+
+
+def test_the_breakdown_splits_a_cpu_step_into_compute_optimizer_and_overhead():
+    from benchkit.profiling import breakdown
+
+    parts = breakdown(profiled_step(0, gpu=False) + profiled_step(5000, gpu=False), steps=2)
+    assert parts.step == pytest.approx(1000e-6)
+    assert parts.compute == pytest.approx(300e-6)  # aten::mm; the view is overhead
+    assert parts.optimizer == pytest.approx(200e-6)  # the whole optimizer range
+    assert parts.overhead == pytest.approx(500e-6)
+    assert parts.idle is None
+    assert parts.top.startswith("aten::mm 30%")
+
+
+def test_the_breakdown_of_a_gpu_step_counts_kernels_once_and_the_gaps_as_idle():
+    from benchkit.profiling import breakdown
+
+    parts = breakdown(profiled_step(0, gpu=True), steps=1)
+    busy = 400 + 120  # 100..500 (two overlapping gemms) and the optimizer's kernel
+    assert parts.step == pytest.approx(1000e-6)  # the host's step: longer than the kernels
+    assert parts.optimizer == pytest.approx(120e-6)
+    assert parts.compute == pytest.approx((busy - 120) * 1e-6)
+    assert parts.idle == pytest.approx((1000 - busy) * 1e-6)
+    assert parts.compute + parts.optimizer + parts.idle == pytest.approx(parts.step)

@@ -25,7 +25,8 @@ VERSION = benchkit.__version__
 API = benchkit.API_VERSION
 HOOK_NAMES = (
     "the hooks are benchkit_register_devices, benchkit_register_precisions, "
-    "benchkit_register_losses, benchkit_register_optimizers, benchkit_register_schedules, "
+    "benchkit_register_modes, benchkit_register_losses, benchkit_register_optimizers, "
+    "benchkit_register_schedules, "
     "benchkit_register_datasets, benchkit_register_models"
 )
 
