@@ -263,11 +263,12 @@ class _Side:
 
 
 def _side(claim: Claim, side: str, rows: pd.DataFrame, metric_values: pd.Series) -> _Side:
-    """Per-seed values of one side; skipped and errored runs are left out and noted."""
+    """Per-seed values of one side; skipped, errored and timed-out runs are left out and
+    noted."""
     label = claim.label(side)
     usable = rows[rows["status"].isin(["ok", "diverged"])]
     notes = []
-    for status in ("skipped", "error"):
+    for status in ("skipped", "error", "timeout"):
         n = int((rows["status"] == status).sum())
         if n:
             notes.append(f"{n} {status}")

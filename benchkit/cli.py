@@ -1,8 +1,12 @@
 """The ``benchkit`` command line.
 
-Exit codes: 0 when every run finished (ok, diverged or skipped: those are results), 1 when a
-run ended in error, 2 when the command itself could not proceed (a bad suite file, an unknown
-name, a missing file, a plugin failure under ``--strict-plugins``).
+Exit codes: 0 when every run finished (ok, diverged, timeout or skipped: those are results), 1
+when a run ended in error, 2 when the command itself could not proceed (a bad suite file, an
+unknown name, a missing file, a data file a run could not read, a result set that cannot be
+written, a plugin failure under ``--strict-plugins``), 3 when benchkit itself failed (a bug:
+one line, and ``--debug`` shows the traceback). Ctrl-C, SIGTERM and SIGHUP end a run with
+``128 + N`` (130, 143, 129), keeping the finished runs. docs/failure-modes.md lists every
+failure and its code.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import benchkit
 from benchkit.errors import BenchkitError
 
-EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def _csv_list(text: str) -> list[str]:
@@ -32,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "comparisons as result tables.",
     )
     parser.add_argument("--version", action="version", version=f"benchkit {benchkit.__version__}")
+    _add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a suite and write a result set")
@@ -51,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--threads",
         type=int,
-        help="CPU threads for torch (default: torch's own; 1 is steadier on a busy machine)",
+        help="CPU threads for torch (default: torch's own, fewer when other processes keep "
+        "cores busy at the start; the choice is recorded in run.json)",
     )
     run.add_argument(
         "--batch-sizes",
@@ -61,15 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-time",
         type=float,
-        default=0.5,
-        help="throughput suites: seconds pytest-benchmark spends per benchmark (default 0.5)",
+        metavar="S",
+        help="seconds: a training run stops there (status timeout, its curve kept); memory "
+        "suites: each probe's limit; throughput suites: the time pytest-benchmark spends per "
+        "benchmark (default 0.5)",
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the interrupted result set DIR: runs it holds are skipped, new ones "
+        "added (refused if DIR was made from another suite text or environment)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: continue even if the suite text or the environment differ",
     )
     run.add_argument("--quiet", action="store_true", help="print only the final table")
-    run.add_argument(
-        "--debug",
-        action="store_true",
-        help="throughput suites: show the traceback of a failing case (else one line each)",
-    )
     run.add_argument(
         "--strict-plugins", action="store_true", help="fail if any plugin failed to load"
     )
@@ -84,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(sub)
     _add_report_parser(sub)
     _add_baseline_parser(sub)
+    _add_history_parser(sub)
+    _add_ab_parser(sub)
+    for command in sub.choices.values():
+        _add_debug(command)
     return parser
 
 
@@ -121,6 +140,15 @@ def _add_profile_parser(sub: argparse._SubParsersAction) -> None:
     )
     profile.add_argument("--threads", type=int, help="CPU threads for torch (1 on a busy machine)")
     profile.add_argument("--quiet", action="store_true", help="print only the final table")
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback of an error instead of one line",
+    )
 
 
 def _add_show_parsers(plugins: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
@@ -227,6 +255,7 @@ def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:
     update.add_argument("names", nargs="*", help="baselines to update (default: all)")
     verbs.add_parser("list", help="list the baselines and how each is made")
     for verb in verbs.choices.values():
+        _add_debug(verb)
         verb.add_argument(
             "--root",
             type=Path,
@@ -235,56 +264,170 @@ def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:
         )
 
 
+def _add_history_parser(sub: argparse._SubParsersAction) -> None:
+    history = sub.add_parser(
+        "history", help="record result sets by commit (add); a metric over commits, its steps"
+    )
+    verbs = history.add_subparsers(dest="history_command", required=True, metavar="VERB")
+    add = verbs.add_parser("add", help="record result sets in the history database")
+    add.add_argument("results", nargs="+", help="result set folders (or pytest-benchmark JSON)")
+    add.add_argument("--commit", help="record under this commit (sets made outside git)")
+    add.add_argument("--repo", type=Path, help="git repository to ask for commit times")
+    show = verbs.add_parser(
+        "show", help="a metric over commits per workload and environment, with its steps"
+    )
+    show.add_argument("--metric", default="samples_per_second", help="(default: %(default)s)")
+    for flag in ("--model", "--dataset", "--precision", "--device"):
+        show.add_argument(flag, type=_csv_list, default=[], help="only these, comma-separated")
+    show.add_argument("--suite", help="only this suite (its name)")
+    show.add_argument("--include-dirty", action="store_true", help="sets from dirty trees too")
+    show.add_argument("--out", type=Path, help="folder for history.md/.html and the PNGs")
+    show.add_argument("--format", choices=("table", "markdown"), default="table")
+    for verb in (add, show):
+        verb.add_argument(
+            "--db",
+            type=Path,
+            help="database (default: $BENCHKIT_HISTORY or results/history.sqlite)",
+        )
+
+
+def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
+    ab = sub.add_parser(
+        "ab",
+        help="run two revisions interleaved on this machine; exit 1 if HEAD regressed",
+        description="Check out BASE and HEAD into temporary worktrees, run SUITE alternately "
+        "for --rounds rounds (`benchkit run --threads 1` of each revision) and compare the "
+        "per-round ratios. Exit 0: no regression; 1: a regression; 2: bad input. See "
+        "docs/history.md.",
+    )
+    ab.add_argument("base", help="the revision to compare against (origin/main, a hash)")
+    ab.add_argument("head", help="the revision to judge (HEAD)")
+    ab.add_argument("suite", help="suite folder or .toml file (inside the repo: each side's)")
+    for flag in ("--model", "--dataset", "--precision", "--device"):
+        ab.add_argument(flag, type=_csv_list, default=[], help="only these, comma-separated")
+    ab.add_argument("--seeds", help="only these seeds: 0,1,2 or 0-2")
+    ab.add_argument(
+        "--rounds", type=int, default=6, help="rounds (default 6; 6 or more for a 95 %% interval)"
+    )
+    ab.add_argument(
+        "--metric", type=_csv_list, default=[], help="timings to pair (default samples_per_second)"
+    )
+    ab.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="as for compare; repeatable",
+    )
+    ab.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    ab.add_argument("--out", type=Path, help="folder for the rounds (default results/ab-…)")
+    ab.add_argument(
+        "--env",
+        choices=("auto", "reuse", "venv"),
+        default="auto",
+        help="reuse this environment, or a venv per revision (default: auto)",
+    )
+    ab.add_argument("--torch", help="torch requirement for --env venv (default: this torch)")
+    ab.add_argument("--keep-worktrees", action="store_true", help="leave the checkouts")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``benchkit`` script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
-        if args.command == "run":
-            return _run(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
-        if args.command == "new-plugin":
-            return _new_plugin(args)
-        if args.command == "profile":
-            return _profile(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
-        if args.command == "compare":
-            return _compare(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "baseline":
-            return _baseline(args)
-        if args.command == "show":
-            return _show(args)
-        return _plugins(args)
-    except BenchkitError as exc:
-        print(f"benchkit: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("benchkit: interrupted", file=sys.stderr)
-        return 130
+        return _dispatch(args, argv)
+    except KeyboardInterrupt as exc:
+        signal_name = getattr(exc, "signal_name", "SIGINT")
+        print(f"benchkit: interrupted ({signal_name})", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:
         # the reader went away (`benchkit run ... | head`): stop quietly, results are on disk
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except BenchkitError as exc:
+        if debug:
+            raise
+        print(f"benchkit: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        if debug:
+            raise
+        # a file or folder the operating system refused: name it and the cause
+        where = exc.filename or ""
+        cause = exc.strerror or str(exc)
+        print(f"benchkit: error: {where + ': ' if where else ''}{cause}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if debug:
+            raise
+        from benchkit.errors import describe_exception
+
+        print(
+            f"benchkit: internal error: {_one_line(describe_exception(exc))}; this is a bug in "
+            "benchkit or a plugin: run the command again with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _one_line(text: str) -> str:
+    """Messages are one line: a multi-line one (the --strict-plugins list) keeps its lines
+    only where it means to."""
+    return text if "\n  " in text else " ".join(text.split())
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    if args.command == "run":
+        return _run(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
+    if args.command == "new-plugin":
+        return _new_plugin(args)
+    if args.command == "profile":
+        return _profile(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
+    if args.command == "compare":
+        return _compare(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "baseline":
+        return _baseline(args)
+    if args.command == "show":
+        return _show(args)
+    if args.command in ("history", "ab"):
+        from benchkit.history import commands
+
+        return commands.run(args)
+    return _plugins(args)
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from benchkit.cases import DeviceCache
     from benchkit.progress import Progress
     from benchkit.registry import load_registry
-    from benchkit.resultset import ResultSetWriter, new_result_folder
-    from benchkit.runner import RunOptions, run_suite, suite_header
+    from benchkit.resultset import ResultSetWriter, new_result_folder, resume_problems
+    from benchkit.runner import (
+        RunOptions,
+        apply_thread_policy,
+        check_max_time,
+        run_suite,
+        suite_header,
+        warn,
+    )
     from benchkit.suite import filter_cases, parse_batch_sizes, parse_seeds, parse_suite
     from benchkit.summary import outcome_text
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise BenchkitError(f"--threads must be at least 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise BenchkitError(f"--threads must be at least 1, got {args.threads}")
+    check_max_time(args.max_time)
+    if args.force and not args.resume:
+        raise BenchkitError("--force goes with --resume DIR")
+    if args.resume and args.out:
+        raise BenchkitError("--resume DIR writes into DIR; leave out --out")
     registry = load_registry(strict=args.strict_plugins)
     for info in registry.failures():
-        print(f"benchkit: warning: plugin {info.describe()} failed: {info.error}", file=sys.stderr)
+        warn(f"plugin {info.describe()} failed: {info.error}")
+    for text in registry.warnings:
+        warn(text)
     sizes = parse_batch_sizes(args.batch_sizes) if args.batch_sizes else None
     suite = parse_suite(args.suite, registry, batch_sizes=sizes)
     filters = {
@@ -296,14 +439,45 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "modes": args.mode,
     }
     cases = filter_cases(suite.cases, **filters)
-    out = new_result_folder(args.out, suite.name)
+    if args.resume and suite.kind == "throughput":
+        raise BenchkitError(
+            "--resume continues convergence and memory suites; a throughput suite is timed in "
+            "one pytest session, so run it again into a new folder"
+        )
+    old = _resumed_meta(args.resume) if args.resume else None
+    threads = args.threads
+    source = "--threads"
+    if old is not None and threads is None:
+        recorded = (old.get("environment") or {}).get("torch_threads")
+        if isinstance(recorded, int) and recorded >= 1:
+            threads, source = recorded, "resume (the thread count the set was made with)"
+    choice = apply_thread_policy(threads, source)
     devices = DeviceCache(registry)
     for name in dict.fromkeys(c.device for c in cases):
         # a broken device plugin is not fatal: each of its runs records the error
         with contextlib.suppress(BenchkitError):
             devices.get(name)
-    writer = ResultSetWriter(out, suite_header(suite, registry, devices, argv, cases))
-    options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters, args.debug)
+    header = suite_header(suite, registry, devices, argv, cases)
+    if old is not None:
+        problems = resume_problems(old, header)
+        if problems and not args.force:
+            raise BenchkitError(
+                f"--resume {args.resume}: refused, the set was made {'; '.join(problems)}; "
+                "pass --force to continue it anyway, or start a new set"
+            )
+        out = args.resume
+    else:
+        out = new_result_folder(args.out, suite.name)
+    writer = ResultSetWriter(out, header, resume=old is not None)
+    options = RunOptions(
+        args.threads,
+        args.quiet,
+        args.max_time,
+        sizes,
+        filters,
+        choice,
+        debug=getattr(args, "debug", False),  # throughput: pytest's tracebacks
+    )
     try:
         outcome = run_suite(
             suite,
@@ -315,9 +489,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             progress=Progress(len(cases), quiet=args.quiet),
         )
     except KeyboardInterrupt:
-        print(f"benchkit: kept {writer.runs} finished runs in {out}", file=sys.stderr)
+        print(
+            f"benchkit: kept {writer.runs} finished runs in {out}; continue with: "
+            f"benchkit run {args.suite} --resume {out}",
+            file=sys.stderr,
+        )
         raise
     print(outcome_text(outcome, out))
+    if outcome.input_errors:
+        bad = outcome.input_errors
+        runs = f"{len(bad)} runs" if len(bad) > 1 else "1 run"
+        raise BenchkitError(
+            f"{runs} could not read the input the suite gave (first: {bad[0].run_id}: "
+            f"{bad[0].status_detail}); fix the suite's options or files"
+        )
     return EXIT_RUN_ERROR if outcome.errored else EXIT_OK
 
 
@@ -372,11 +557,36 @@ def _profile(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
 
 
+def _resumed_meta(folder: Path) -> dict:
+    """``run.json`` of the set ``--resume`` names.
+
+    :raises BenchkitError: the folder is not a result set.
+    """
+    import json
+
+    path = folder / "run.json"
+    if not path.is_file():
+        raise BenchkitError(
+            f"--resume {folder}: not a result set (no run.json); pass the folder of an "
+            "interrupted `benchkit run`"
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchkitError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(meta, dict):
+        raise BenchkitError(f"{path}: expected a JSON object")
+    return meta
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from benchkit.registry import load_registry
+    from benchkit.runner import warn
     from benchkit.show import plugins_listing
 
     registry = load_registry()
+    for text in registry.warnings:
+        warn(text)
     print(plugins_listing(registry, verbose=args.verbose))
     if args.strict_plugins:
         registry.check_strict()  # raises: the caller turns it into exit 2

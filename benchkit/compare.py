@@ -20,6 +20,13 @@ metric, a rule read from its name:
 - ``reference`` (``references.csv``, a source's printed figures): a figure that was
   ``reproduced`` and no longer is regressed; one that now is, improved.
 
+What cannot be judged is said, never guessed: timings of runs that shared the CPU with other
+processes (``contended``) are shown but not gated; a cell that is not a number is an
+``unreadable`` finding of that row alone; and where the two runs were not made the same way (a
+different recipe or ``target_loss``, or the model, dataset, precision or device from another
+plugin version) a difference is ``not-comparable``, with the reason, never an improvement or a
+regression.
+
 Thresholds come from the rule table, then the suite's ``[compare]`` table (recorded in the
 new side's run.json), then ``--threshold`` on the command line, the later winning.
 """
@@ -38,7 +45,14 @@ import pandas as pd
 
 from benchkit.errors import BenchkitError
 from benchkit.metric import Metric, read_declarations
-from benchkit.resultset import ResultSet, Summary, row_fingerprint, row_label
+from benchkit.resultset import (
+    ResultSet,
+    Summary,
+    is_contended,
+    row_fingerprint,
+    row_label,
+    row_providers,
+)
 from benchkit.stats import RatioInterval, bootstrap_ratio_of_medians, notch_ratio_ci
 
 MIB = 1024 * 1024
@@ -165,7 +179,14 @@ IGNORED = {
     "time_to_target_seconds",  # = converged_epoch x step time: both compared
     "rounds",
     "step_iqr_seconds",  # a spread, not a timing
+    "samples_per_second_iqr",  # likewise
+    "contended",  # how the timings were taken: decides whether they gate
+    "other_cpu_load",  # the figure behind contended
 }
+#: The recipe as ``results.csv`` records it: runs made with different ones are not comparable.
+RECIPE_COLUMNS = ("optimizer", "lr", "batch_size")
+#: Metrics whose meaning depends on the case's target.
+TARGET_METRICS = ("converged_epoch", "time_to_target_seconds")
 
 
 def rule_for(metric: str, declared: Metric | None = None) -> Rule:
@@ -278,8 +299,9 @@ class Finding:
     ``change`` is ``new - baseline`` for absolute rules and ``new / baseline - 1`` for
     relative ones; ``low``/``high`` bound the relative change (noisy metrics). ``verdict``
     is one of ``same``, ``within``, ``noise``, ``unclear``, ``improved``, ``regressed``,
-    ``changed``, ``only-baseline``, ``only-new``. ``gated``: whether it may fail the
-    comparison; ``fails``: whether it does.
+    ``changed``, ``only-baseline``, ``only-new``, ``not-comparable`` (the runs were not made
+    the same way: ``note`` says how) and ``unreadable`` (a cell is not a number: ``note``
+    quotes it). ``gated``: whether it may fail the comparison; ``fails``: whether it does.
     """
 
     key: str
@@ -384,6 +406,7 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
     findings: list[Finding] = []
     notes: list[str] = []
     env_match_by_key: dict[tuple, bool] = {}
+    incomparable: dict[tuple, Incomparable] = {}
     differences: dict[str, tuple[str, str]] = {}
     for key in matched:
         b, n = base_rows[key], new_rows[key]
@@ -395,10 +418,26 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
         }
         differences.update(diff)
         env_match_by_key[key] = not diff
-        findings.extend(_row_findings(key, b, n, metrics, thresholds, not diff, options, keys))
+        why = _incomparable(base, new, b, n)
+        incomparable[key] = why
+        cells = _Cells(
+            base.unreadable.get(row_label(b, keys), {}), new.unreadable.get(row_label(n, keys), {})
+        )
+        findings.extend(
+            _row_findings(key, b, n, metrics, thresholds, not diff, options, keys, why, cells)
+        )
     findings.extend(
         _noisy_findings(
-            base, new, matched, base_rows, new_rows, env_match_by_key, metrics, thresholds, options
+            base,
+            new,
+            matched,
+            base_rows,
+            new_rows,
+            env_match_by_key,
+            metrics,
+            thresholds,
+            options,
+            incomparable,
         )
     )
     findings.extend(_reference_findings(base, new, options))
@@ -415,6 +454,31 @@ def compare(base: ResultSet, new: ResultSet, options: Options | None = None) -> 
     for name, side in (("baseline", base), ("new", new)):
         if side.kind == "benchkit" and side.meta.get("finished") is False:
             notes.append(f"the {name} result set did not finish ({len(side.rows)} runs kept)")
+    notes.extend(_suite_notes(base, new))
+    contended = sum(
+        1
+        for key in matched
+        if is_contended(base_rows[key].get("contended"))
+        or is_contended(new_rows[key].get("contended"))
+    )
+    if contended:
+        notes.append(
+            f"{contended} matched run{'s' * (contended != 1)} shared the CPU with other "
+            "processes (contended): their timings are shown but do not gate, because another "
+            "process's load, not the code, may have moved them"
+        )
+    blocked = sum(1 for f in findings if f.verdict == "not-comparable")
+    if blocked:
+        notes.append(
+            f"{blocked} figure{'s' * (blocked != 1)} not comparable: the runs were made "
+            "differently (see each note); regenerate the baseline with the same settings"
+        )
+    unreadable = sum(1 for f in findings if f.verdict == "unreadable")
+    if unreadable:
+        notes.append(
+            f"{unreadable} value{'s' * (unreadable != 1)} unreadable (not a number in the "
+            "table): those rows' figures are not judged; the others are"
+        )
     drift = _drift(findings)
     if drift:
         notes.append(drift)
@@ -604,8 +668,69 @@ def _fails(verdict: str, gated: bool, kind: str, strict: bool) -> bool:
         return False
     if verdict == "regressed":
         return True
+    if verdict in ("not-comparable", "unreadable"):
+        return strict  # a gate on a committed baseline must not pass what it cannot judge
     changes = ("deterministic", "status", "reference")
     return strict and kind in changes and verdict in ("improved", "changed")
+
+
+@dataclass
+class Incomparable:
+    """Why two matched runs' figures cannot be compared: ``every`` metric (another recipe, or
+    plugin version) or only ``metrics`` named (another target)."""
+
+    every: str = ""
+    metrics: dict[str, str] = field(default_factory=dict)
+
+    def reason(self, metric: str) -> str:
+        """The reason for ``metric``; empty when it can be compared."""
+        return self.metrics.get(metric, "") or (
+            "" if metric in RECIPE_COLUMNS or metric == "target_loss" else self.every
+        )
+
+
+def _setting(value: Any) -> str:
+    if _missing(value):
+        return "-"
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _incomparable(base: ResultSet, new: ResultSet, b: pd.Series, n: pd.Series) -> Incomparable:
+    """How the two runs were made differently, as far as the result sets record it."""
+    reasons = []
+    for column in RECIPE_COLUMNS:
+        if column in b.index and column in n.index and _setting(b[column]) != _setting(n[column]):
+            reasons.append(f"recipe {column} {_setting(b[column])} → {_setting(n[column])}")
+    pb, pn = row_providers(base, b), row_providers(new, n)
+    for kind in pb.keys() & pn.keys():
+        if pb[kind] != pn[kind]:
+            reasons.append(f"{kind} {b.get(kind)} from plugin {pb[kind]} → {pn[kind]}")
+    out = Incomparable(every="; ".join(sorted(reasons)))
+    tb, tn = b.get("target_loss"), n.get("target_loss")
+    if _setting(tb) != _setting(tn):
+        for metric in TARGET_METRICS:
+            out.metrics[metric] = f"target_loss {_setting(tb)} → {_setting(tn)}"
+    return out
+
+
+def _unreadable_finding(
+    label: str, metric: str, kind: str, b: pd.Series, n: pd.Series, cells: tuple[str, str]
+) -> Finding:
+    where = " and ".join(
+        f"{side} {text!r}" for side, text in zip(("baseline", "new"), cells, strict=True) if text
+    )
+    return Finding(
+        label,
+        metric,
+        kind,
+        cells[0] or b.get(metric),
+        cells[1] or n.get(metric),
+        "unreadable",
+        note=f"unreadable value: {where} is not a number; this row's {metric} is not judged",
+    )
 
 
 def _row_findings(
@@ -617,8 +742,12 @@ def _row_findings(
     same_env: bool,
     options: Options,
     keys: list[str],
+    why: Incomparable | None = None,
+    cells: _Cells | None = None,
 ) -> list[Finding]:
     label = row_label(b, keys)
+    why = why or Incomparable()
+    cells = cells or _Cells({}, {})
     out = []
     sb, sn = str(b["status"]), str(n["status"])
     status_gated = "status" not in options.report_only
@@ -654,15 +783,26 @@ def _row_findings(
         if sb == "diverged" and rule.kind == "memory":
             continue  # a run cut short: its memory figure is not the workload's
         vb, vn = b.get(metric), n.get(metric)
+        gated = _is_gated(rule, options)
+        bad = cells.of(metric)
+        if bad[0] != bad[1]:
+            finding = _unreadable_finding(label, metric, rule.kind, b, n, bad)
+            finding.gated = gated
+            finding.fails = _fails(finding.verdict, gated, rule.kind, options.strict)
+            out.append(finding)
+            continue
         if _missing(vb) and _missing(vn):
             continue
-        gated = _is_gated(rule, options)
         if rule.kind == "memory":
             finding = _memory(label, rule, vb, vn, str(b["device"]) if "device" in b else "")
         else:
             finding = _deterministic(label, rule, vb, vn, same_env)
         if finding is None:
             continue
+        reason = why.reason(metric)
+        if reason and finding.verdict != "same":
+            finding.verdict = "not-comparable"
+            finding.note = f"not comparable: {reason}"
         finding.gated = gated
         finding.fails = _fails(finding.verdict, gated, rule.kind, options.strict)
         out.append(finding)
@@ -706,9 +846,9 @@ def _deterministic(label: str, rule: Rule, vb: Any, vn: Any, same_env: bool) -> 
     if isinstance(vb, str) or isinstance(vn, str):
         return finding("same" if str(vb) == str(vn) else "changed")
     vb, vn = float(vb), float(vn)
-    delta = vn - vb
-    if delta == 0:
+    if vb == vn or (math.isnan(vb) and math.isnan(vn)):  # inf and nan included
         return finding("same", 0.0)
+    delta = vn - vb
     change = delta
     if rule.relative:
         change = delta / abs(vb) if vb else math.copysign(math.inf, delta)
@@ -732,9 +872,13 @@ def _memory(label: str, rule: Rule, vb: Any, vn: Any, device: str) -> Finding | 
         return None
     vb, vn = float(vb), float(vn)
     floor = CPU_MEMORY_FLOOR if device.startswith("cpu") else MEMORY_FLOOR
+    text = f"{rule.threshold * 100:g} % and > {floor // MIB} MiB"
+    if vb == vn or not (math.isfinite(vb) and math.isfinite(vn)):
+        same = vb == vn or (math.isnan(vb) and math.isnan(vn))
+        verdict = "same" if same else "changed"
+        return Finding(label, rule.metric, "memory", vb, vn, verdict, change=0.0, rule=text)
     delta = vn - vb
     change = delta / vb if vb else (math.inf if delta > 0 else 0.0)
-    text = f"{rule.threshold * 100:g} % and > {floor // MIB} MiB"
     if delta == 0:
         verdict = "same"
     elif abs(delta) > floor and abs(change) > rule.threshold:
@@ -801,7 +945,9 @@ def _noisy_findings(
     metrics: list[str],
     thresholds: Thresholds,
     options: Options,
+    incomparable: dict[tuple, Incomparable] | None = None,
 ) -> list[Finding]:
+    incomparable = incomparable or {}
     by_key: dict[tuple, list[tuple]] = {}
     for key in matched:
         if base_rows[key]["status"] == "ok" and new_rows[key]["status"] == "ok":
@@ -821,8 +967,28 @@ def _noisy_findings(
             if finding is None:
                 continue
             same_env = all(env_match[k] for k in keys)
-            finding.gated = same_env and _is_gated(rule, options)
-            if not same_env:
+            busy = [
+                k
+                for k in keys
+                if is_contended(base_rows[k].get("contended"))
+                or is_contended(new_rows[k].get("contended"))
+            ]
+            recipes = sorted({incomparable[k].every for k in keys if k in incomparable} - {""})
+            finding.gated = same_env and not busy and not recipes and _is_gated(rule, options)
+            if recipes:
+                finding.verdict = "not-comparable"
+                finding.note = f"not comparable: {recipes[0]}"
+            elif busy:
+                finding.note = "; ".join(
+                    x
+                    for x in (
+                        f"contended: {len(busy)} of {len(keys)} runs shared the CPU with other "
+                        "processes, so their timings are shown but not gated",
+                        finding.note,
+                    )
+                    if x
+                )
+            elif not same_env:
                 finding.note = "; ".join(
                     x for x in ("environments differ: not gated", finding.note) if x
                 )
@@ -931,3 +1097,33 @@ def _fast_repeats_ratio(
         return None
     q = 95 if better == "higher" else 5
     return float(np.percentile(pooled_new, q) / np.percentile(pooled_base, q))
+
+
+@dataclass
+class _Cells:
+    """The unreadable cells of one matched row: metric → the text found, per side."""
+
+    base: dict[str, str]
+    new: dict[str, str]
+
+    def of(self, metric: str) -> tuple[str, str]:
+        """(baseline text, new text) of ``metric``'s cells; empty where readable."""
+        return self.base.get(metric, ""), self.new.get(metric, "")
+
+
+def _suite_notes(base: ResultSet, new: ResultSet) -> list[str]:
+    """A line when the two sets were made from different suite texts."""
+    if base.kind != "benchkit" or not base.suite_text or not new.suite_text:
+        return []
+    if base.suite_text == new.suite_text:
+        return []
+
+    def name(side: ResultSet) -> str:
+        suite = side.meta.get("suite") if isinstance(side.meta.get("suite"), dict) else {}
+        return str(suite.get("path") or suite.get("name") or side.label)
+
+    return [
+        f"the result sets come from different suite texts ({name(base)} → {name(new)}): rows "
+        "are matched on their keys; figures of runs whose recipe or target differ are marked "
+        "not comparable"
+    ]

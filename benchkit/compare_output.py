@@ -27,6 +27,8 @@ _MARKS = {
     "only-baseline": "⚪ only in baseline",
     "only-new": "⚪ only in new",
     "unclear": "⚪ unclear",
+    "not-comparable": "⚪ not comparable",
+    "unreadable": "⚪ unreadable value",
 }
 
 

@@ -26,3 +26,8 @@ class SuiteError(BenchkitError):
 
 class PluginError(BenchkitError):
     """A plugin that failed to load or registered something invalid."""
+
+
+class OutputError(BenchkitError):
+    """A result set that cannot be written: a full disk, a read-only or foreign folder, a
+    path under a file. The message names the path and the cause."""

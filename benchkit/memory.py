@@ -119,7 +119,10 @@ def measure(
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     except subprocess.TimeoutExpired:
-        return MemoryResult("error", detail=f"memory probe timed out after {timeout:g} s")
+        return MemoryResult(
+            "timeout",
+            detail=f"the memory probe did not finish within its time limit of {timeout:g} s",
+        )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -147,7 +150,8 @@ def run_memory(
         device = devices.get(case.device)
         name = "" if device.unavailable_reason() else device.display_name()
         for kind in ("train_step", "inference"):
-            got = measure(suite.path, case.run_id, kind, threads=threads)
+            limit = case.max_seconds if case.max_seconds is not None else 600
+            got = measure(suite.path, case.run_id, kind, timeout=limit, threads=threads)
             rows.append(
                 {
                     "run_id": f"{case.run_id}/{kind}",

@@ -145,7 +145,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = filter_cases(suite.cases, **_filters(config))
     except BenchkitError as exc:
         raise pytest.UsageError(str(exc)) from None
-    metafunc.parametrize("benchkit_case", cases, ids=[c.run_id for c in cases], indirect=True)
+    # a case's max_seconds caps the time pytest-benchmark spends on it (its own marker)
+    params = [
+        pytest.param(c, marks=pytest.mark.benchmark(max_time=c.max_seconds))
+        if c.max_seconds is not None
+        else c
+        for c in cases
+    ]
+    metafunc.parametrize("benchkit_case", params, ids=[c.run_id for c in cases], indirect=True)
 
 
 @pytest.fixture

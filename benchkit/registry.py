@@ -100,6 +100,10 @@ class Registry:
     def __init__(self) -> None:
         self.plugins: dict[str, PluginInfo] = {}
         self.entries: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        #: things to tell the user that are not failures (a misspelt disabled name)
+        self.warnings: list[str] = []
+        #: entry points skipped through BENCHKIT_DISABLE_PLUGINS, by plugin name
+        self.disabled: dict[str, importlib.metadata.EntryPoint] = {}
 
     def names(self, kind: str) -> list[str]:
         """Registered names of one kind, sorted."""
@@ -111,7 +115,30 @@ class Registry:
             return self.entries[kind][name]
         except KeyError:
             valid = ", ".join(self.names(kind)) or "none registered"
-            raise PluginError(f"unknown {kind} {name!r}; valid: {valid}") from None
+            hint = self.disabled_hint(kind, name)
+            raise PluginError(f"unknown {kind} {name!r}; valid: {valid}{hint}") from None
+
+    def disabled_hint(self, kind: str, name: str) -> str:
+        """For an unknown name: ``"; plugin X (pkg 1.0) provides it but BENCHKIT_DISABLE_PLUGINS
+        disables it"`` when a disabled plugin would have registered it (the plugin is loaded
+        alone, into a registry of its own, only to find out), else a reminder of what is
+        disabled, else ``""``."""
+        for plugin_name, ep in self.disabled.items():
+            info = _entry_point_info(ep)
+            try:
+                host = PluginHost()
+                host.add(ep.load(), info)
+                found = name in host.collect().entries[kind]
+            except Exception:
+                found = False
+            if found:
+                return (
+                    f"; plugin {info.describe()} provides it but {DISABLE_ENV} disables "
+                    f"{plugin_name}"
+                )
+        if self.disabled:
+            return f"; {DISABLE_ENV} disables {', '.join(sorted(self.disabled))}"
+        return ""
 
     def failures(self) -> list[PluginInfo]:
         """Plugins that did not load cleanly."""
@@ -372,6 +399,7 @@ class PluginHost:
             if info.name in skip:
                 info.status, info.error = "disabled", f"listed in {DISABLE_ENV}"
                 self.registry.plugins[info.name] = info
+                self.registry.disabled[info.name] = ep
                 continue
             try:
                 plugin = ep.load()
@@ -380,6 +408,19 @@ class PluginHost:
                 self.registry.plugins[info.name] = info
                 continue
             self.add(plugin, info)
+        unknown = sorted(skip - set(self.registry.plugins))
+        if unknown:
+            names = sorted(self.registry.plugins)
+            hints = [
+                f"{n!r} (did you mean {close[0]!r}?)"
+                if (close := difflib.get_close_matches(n, names, n=1))
+                else repr(n)
+                for n in unknown
+            ]
+            self.registry.warnings.append(
+                f"{DISABLE_ENV} names {', '.join(hints)}, but no installed plugin has that name, "
+                f"so nothing was disabled for it; plugins: {', '.join(names) or 'none'}"
+            )
 
     def collect(self) -> Registry:
         """Call every plugin's register hooks, one plugin at a time, then pair each model with

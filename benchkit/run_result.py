@@ -7,7 +7,8 @@ This module imports neither torch nor pandas: the runner fills a :class:`RunResu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -41,6 +42,10 @@ class RunResult:
     mode_setup_seconds: float | None = None  # the mode's one-off work, not in train_seconds
     time_to_target_seconds: float | None = None
     samples_per_second: float | None = None
+    samples_per_second_iqr: float | None = None
+    contended: bool | None = None  # other processes competed for the CPU during the run
+    other_cpu_load: float | None = None  # cores they kept busy on average
+    contention: str = ""  # why the run counts as contended (not a column)
     peak_memory_bytes: int | None = None
     params: int | None = None
     train_samples: int | None = None
@@ -55,6 +60,8 @@ class RunResult:
     criteria: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
     trace: list[dict[str, float]] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)
+    #: the run failed on input the user can fix (a ``BenchkitError``: a missing data file)
+    input_error: bool = False
 
 
 def first_epoch(curve: list[float], predicate: Callable[[float], bool]) -> int | None:
@@ -80,3 +87,28 @@ def summarise_curve(result: RunResult) -> None:
 def warmup_epochs(epochs: int) -> int:
     """Epochs left out of the throughput figure: a tenth of the run, 1 to 10 epochs."""
     return min(10, max(1, epochs // 10))
+
+
+def epoch_throughputs(epoch_end_seconds: Sequence[float], samples: int | float) -> list[float]:
+    """Training samples per second of each epoch after the warm-up (:func:`warmup_epochs`).
+
+    ``epoch_end_seconds[i]`` is the time from the start of training to the end of epoch ``i``;
+    an epoch's duration is the difference of consecutive values. Epochs with a duration that
+    is not positive (a clock too coarse for them) are left out. ``results.csv``'s
+    ``samples_per_second`` and ``benchkit compare`` both start from this list.
+    """
+    seconds = [float(s) for s in epoch_end_seconds]
+    if len(seconds) < 2 or not samples or any(math.isnan(s) for s in seconds):
+        return []
+    durations = [b - a for a, b in zip([0.0, *seconds[:-1]], seconds, strict=True)]
+    return [samples / d for d in durations[warmup_epochs(len(seconds)) :] if d > 0]
+
+
+def median_and_iqr(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """The median and the interquartile range (numpy's default, linear interpolation)."""
+    if not values:
+        return None, None
+    if len(values) == 1:
+        return float(values[0]), 0.0
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return float(statistics.median(values)), float(q3 - q1)

@@ -11,36 +11,44 @@ pytest-benchmark tests (:mod:`benchkit.throughput`), a memory suite's in fresh p
 :class:`~benchkit.run_result.RunResult`. A case that cannot run here (device absent, precision
 unsupported) is ``skipped`` with the reason; a non-finite loss is ``diverged`` at its epoch; any
 exception, whether the plugin's or torch's, is ``error`` with its message, and the suite goes on
-with the next case.
+with the next case. A run that reaches its time limit (``--max-time``, or the case's
+``max_seconds``) stops after the epoch it is in and is ``timeout``, keeping its curve.
+
+:func:`run_suite` also owns what makes the numbers and the result set trustworthy: the CPU
+thread policy (:mod:`benchkit.threads`), whether each run shared the CPU (``contended``),
+Ctrl-C, SIGTERM and SIGHUP (:mod:`benchkit.interrupts`: finished runs kept, the set marked
+interrupted), and resuming a set (runs it holds are skipped).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import pandas as pd
 import torch
 
+from benchkit import threads
 from benchkit.cases import DeviceCache, build_mode, limit_reason, prepare
 from benchkit.device import Device
-from benchkit.errors import describe_exception
+from benchkit.errors import BenchkitError, PluginError, describe_exception
+from benchkit.interrupts import Interrupted, deferred, handle_interrupts
 from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.recipe_parts import resolve_recipe
 from benchkit.registry import Registry, call_factory, call_plugin
-from benchkit.resultset import (
-    ResultSetWriter,
-    criteria_frame,
-    curves_frame,
-    results_frame,
-    series_frame,
-    trace_frame,
+from benchkit.resultset import PROVIDER_KINDS, ResultSetWriter
+from benchkit.run_result import (
+    RunResult,
+    epoch_throughputs,
+    median_and_iqr,
+    summarise_curve,
+    warmup_epochs,
 )
-from benchkit.run_result import RunResult, summarise_curve, warmup_epochs
 from benchkit.suite import Case, Suite
 from benchkit.training import FiniteWatch, TraceRecorder, split_loss, train
 from benchkit.workload import EvalContext
@@ -83,20 +91,61 @@ class SerialExecutor:
             yield result
 
 
+#: Seconds pytest-benchmark spends per benchmark of a throughput suite without ``--max-time``.
+THROUGHPUT_MAX_TIME = 0.5
+#: Seconds a memory probe may take without ``--max-time`` or ``max_seconds``.
+MEMORY_MAX_TIME = 600.0
+
+
+def warn(text: str) -> None:
+    """Print a warning line on stderr."""
+    print(f"benchkit: warning: {text}", file=sys.stderr, flush=True)
+
+
 @dataclass
 class RunOptions:
     """How ``benchkit run`` was asked to run a suite, beyond which cases."""
 
     threads: int | None = None
     quiet: bool = False
-    #: throughput suites: seconds pytest-benchmark spends per benchmark
-    max_time: float = 0.5
+    #: convergence: each run's time limit; throughput: seconds pytest-benchmark spends per
+    #: benchmark (default :data:`THROUGHPUT_MAX_TIME`); memory: each probe's time limit
+    max_time: float | None = None
     #: a batch-size sweep replacing the suite's (``None`` in it: the recipe's own)
     batch_sizes: list[int | None] | None = None
     #: the command line's filters (models, datasets, precisions, devices, seeds, modes)
     filters: dict[str, Sequence[Any]] = field(default_factory=dict)
+    #: the thread policy's decision (:func:`apply_thread_policy`); made by run_suite if None
+    thread_choice: threads.ThreadChoice | None = None
+    #: where warnings go (one line each); stderr by default
+    warn: Callable[[str], None] = warn
     #: throughput suites: show pytest's tracebacks of failing cases (else one line each)
     debug: bool = False
+
+
+def check_max_time(value: float | None, flag: str = "--max-time") -> None:
+    """A time limit is a finite number of seconds above 0.
+
+    :raises BenchkitError: otherwise.
+    """
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise BenchkitError(f"{flag} must be a number of seconds above 0, got {value:g}")
+
+
+def apply_thread_policy(
+    requested: int | None, source: str = "--threads", probe: bool = True
+) -> threads.ThreadChoice:
+    """Choose torch's CPU thread count (:func:`benchkit.threads.choose_threads`) and set it.
+
+    :param requested: ``--threads``, or the count a resumed set was made with.
+    :param probe: watch the CPU for a moment first (the start-up contention check).
+    """
+    default = torch.get_num_threads()
+    load = threads.measure_load() if probe else None
+    choice = threads.choose_threads(requested, default, load, source)
+    if choice.threads != default:
+        torch.set_num_threads(choice.threads)
+    return choice
 
 
 @dataclass
@@ -117,6 +166,12 @@ class SuiteOutcome:
         """Whether any run ended in error (the command's exit code 1)."""
         return bool((self.frame["status"] == "error").any()) if len(self.frame) else False
 
+    @property
+    def input_errors(self) -> list[RunResult]:
+        """Runs that failed on input the user can fix, such as a missing data file (the
+        command's exit code 2)."""
+        return [r for r in self.results if r.input_error]
+
 
 def suite_header(
     suite: Suite,
@@ -126,11 +181,20 @@ def suite_header(
     cases: Sequence[Case] = (),
 ) -> dict[str, Any]:
     """What ``run.json`` records about a run of ``suite`` before it starts (the writer adds the
-    schema version and the state): the suite, its text and hash, the environment, the plugins,
-    and what the metrics of the models in ``cases`` mean (for compare)."""
+    schema version and the state): the suite, its text and hash, the environment, the plugins
+    and which plugin provided each case's model, dataset, precision and device, and what the
+    metrics of the models in ``cases`` mean (for compare)."""
     from benchkit.environment import capture
     from benchkit.metric import declared_metrics
 
+    providers: dict[str, dict[str, str]] = {kind: {} for kind in PROVIDER_KINDS}
+    for case in suite.cases:
+        for kind in PROVIDER_KINDS:
+            name = getattr(case, kind)
+            name = name.partition(":")[0] if kind == "device" else name
+            entry = registry.entries.get(kind, {}).get(name)
+            if entry is not None:
+                providers[kind][name] = entry.plugin
     return {
         "kind": suite.kind,
         "suite": {
@@ -146,6 +210,7 @@ def suite_header(
             p.name: {"package": p.package, "version": p.version, "status": p.status}
             for p in registry.plugins.values()
         },
+        "providers": providers,
         "metrics": declared_metrics(registry, [c.model for c in cases]),
     }
 
@@ -162,54 +227,122 @@ def run_suite(
 ) -> SuiteOutcome:
     """Run ``cases`` of ``suite`` and write them through ``writer``; return what was measured.
 
-    Ctrl-C (``KeyboardInterrupt``) closes the result set as interrupted, with every finished
-    run kept, and propagates.
+    Runs the writer already holds (a resumed set) are skipped. Ctrl-C, SIGTERM and SIGHUP
+    (:class:`~benchkit.interrupts.Interrupted`, a ``KeyboardInterrupt``) close the result set
+    as interrupted, with every finished run kept, and propagate; so does a write error
+    (:class:`~benchkit.errors.OutputError`).
+
+    :raises BenchkitError: ``options.max_time`` is not above 0.
     """
     options = options or RunOptions()
+    check_max_time(options.max_time)
     started = time.perf_counter()
-    if suite.kind == "throughput":
-        from benchkit.speedup import crossover_table
-        from benchkit.throughput import run_throughput
+    choice = options.thread_choice or apply_thread_policy(options.threads)
+    _record_threads(writer, choice, len(cases), options)
+    with handle_interrupts():
+        if suite.kind == "throughput":
+            return _run_throughput(suite, cases, writer, options, choice, started)
+        if suite.kind == "memory":
+            return _run_memory(suite, cases, devices, writer, options, choice, started)
+        limited = [_with_limit(c, options.max_time) for c in cases]
+        return _run_convergence(
+            suite, limited, registry, devices, writer, progress, executor, options, started
+        )
 
-        frame = _closing(
+
+def _record_threads(
+    writer: ResultSetWriter, choice: threads.ThreadChoice, planned: int, options: RunOptions
+) -> None:
+    writer.set_environment("torch_threads", choice.threads)
+    writer.set_environment("threads", choice.record())
+    writer.header["planned_runs"] = planned
+    writer.header["contention"] = {"busy_at_start": choice.busy_at_start, "contended_runs": 0}
+    if choice.busy_at_start:
+        options.warn(threads.busy_warning(choice))
+
+
+def _with_limit(case: Case, max_time: float | None) -> Case:
+    """The case with its time limit: the smaller of its ``max_seconds`` and ``--max-time``."""
+    limits = [x for x in (case.max_seconds, max_time) if x is not None]
+    return replace(case, max_seconds=min(limits)) if limits else case
+
+
+def _run_throughput(
+    suite: Suite,
+    cases: Sequence[Case],
+    writer: ResultSetWriter,
+    options: RunOptions,
+    choice: threads.ThreadChoice,
+    started: float,
+) -> SuiteOutcome:
+    from benchkit.speedup import crossover_table
+    from benchkit.throughput import run_throughput
+
+    if writer.runs:
+        raise BenchkitError(
+            "--resume continues convergence and memory suites; a throughput suite is timed in "
+            "one pytest session, so run it again into a new folder"
+        )
+    max_time = THROUGHPUT_MAX_TIME if options.max_time is None else options.max_time
+    frame = _closing(
+        writer,
+        lambda: run_throughput(
+            suite,
             writer,
-            lambda: run_throughput(
-                suite,
-                writer,
-                options.filters,
-                options.batch_sizes or [],
-                options.threads,
-                options.quiet,
-                options.max_time,
-                options.debug,
-            ),
-        )
-        crossover = crossover_table(frame)
-        if len(crossover):
-            writer.write_table("crossover.csv", crossover)
-        return SuiteOutcome(
-            suite, list(cases), frame, time.perf_counter() - started, crossover=crossover
-        )
-    if suite.kind == "memory":
-        from benchkit.memory import run_memory
-
-        frame = _closing(
-            writer,
-            lambda: run_memory(cases, suite, writer, devices, options.threads, options.quiet),
-        )
-        return SuiteOutcome(suite, list(cases), frame, time.perf_counter() - started)
-    return _run_convergence(suite, cases, registry, devices, writer, progress, executor, started)
+            options.filters,
+            options.batch_sizes or [],
+            choice.threads,
+            options.quiet,
+            max_time,
+            options.debug,
+        ),
+    )
+    crossover = crossover_table(frame)
+    if len(crossover):
+        writer.write_table("crossover.csv", crossover)
+    return SuiteOutcome(
+        suite, list(cases), frame, time.perf_counter() - started, crossover=crossover
+    )
 
 
-def _closing(writer: ResultSetWriter, body: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    interrupted = False
+def _run_memory(
+    suite: Suite,
+    cases: Sequence[Case],
+    devices: DeviceCache,
+    writer: ResultSetWriter,
+    options: RunOptions,
+    choice: threads.ThreadChoice,
+    started: float,
+) -> SuiteOutcome:
+    from benchkit.memory import run_memory
+
+    done = writer.finished
+    todo = [
+        _with_limit(c, options.max_time)
+        for c in cases
+        if not {f"{c.run_id}/train_step", f"{c.run_id}/inference"} <= done
+    ]
+    _closing(
+        writer,
+        lambda: run_memory(todo, suite, writer, devices, choice.threads, options.quiet),
+    )
+    return SuiteOutcome(suite, list(cases), writer.frame(), time.perf_counter() - started)
+
+
+def _closing(writer: ResultSetWriter, body: Callable[[], Any]) -> Any:
+    """Run ``body``; close the writer whatever happens: finished, or interrupted (by a signal,
+    or by an error, with every run written so far kept)."""
     try:
-        return body()
-    except KeyboardInterrupt:
-        interrupted = True
+        result = body()
+    except KeyboardInterrupt as exc:
+        reason = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        writer.close(interrupted=True, reason=reason)
         raise
-    finally:
-        writer.close(interrupted=interrupted)
+    except BaseException as exc:
+        writer.close(interrupted=True, reason=describe_exception(exc))
+        raise
+    writer.close()
+    return result
 
 
 def _run_convergence(
@@ -220,19 +353,25 @@ def _run_convergence(
     writer: ResultSetWriter,
     progress: Progress | None,
     executor: SerialExecutor | None,
+    options: RunOptions,
     started: float,
 ) -> SuiteOutcome:
     executor = executor or SerialExecutor()
     tables: dict[str, pd.DataFrame] = {}
+    done = writer.finished
+    todo = [c for c in cases if c.run_id not in done]
+    warned = [bool(writer.header.get("contention", {}).get("busy_at_start"))]
 
     def loop() -> pd.DataFrame:
-        for result in executor.results(cases, registry, devices, progress):
-            writer.add(result)
-        frame = results_frame(writer.results)
+        for result in executor.results(todo, registry, devices, progress):
+            with deferred():  # a signal waits until the run is written
+                writer.add(result)
+            _note_contention(writer, result, options, warned)
+        frame = writer.frame()
         if suite.claims:
             from benchkit.claims import evaluate_claims
 
-            tables["claims"] = evaluate_claims(suite.claims, frame, criteria_frame(writer.results))
+            tables["claims"] = evaluate_claims(suite.claims, frame, writer.table("criteria.csv"))
             writer.write_table("claims.csv", tables["claims"])
         if suite.references:
             from benchkit.references import evaluate_references
@@ -240,9 +379,9 @@ def _run_convergence(
             tables["references"] = evaluate_references(
                 suite.references,
                 frame,
-                curves_frame(writer.results),
-                trace=trace_frame(writer.results),
-                series=series_frame(writer.results),
+                writer.table("curves.csv"),
+                trace=writer.table("trace.csv"),
+                series=writer.table("series.csv"),
             )
             writer.write_table("references.csv", tables["references"])
         return frame
@@ -259,10 +398,35 @@ def _run_convergence(
     )
 
 
+def _note_contention(
+    writer: ResultSetWriter, result: RunResult, options: RunOptions, warned: list[bool]
+) -> None:
+    """Count contended runs in ``run.json``; warn once, at the first, unless the machine was
+    already reported busy at the start."""
+    if not result.contended:
+        return
+    record = writer.header.setdefault("contention", {})
+    record["contended_runs"] = record.get("contended_runs", 0) + 1
+    if not warned[0]:
+        warned[0] = True
+        options.warn(
+            f"run {result.run_id} shared the CPU with other processes "
+            f"({result.contention}); it and any "
+            "later such runs are marked contended: benchkit compare shows their timings but "
+            "does not gate on them. For timings to compare, run on a quiet machine."
+        )
+
+
 def run_case(
     case: Case, registry: Registry, devices: DeviceCache, on_progress: ProgressFn | None = None
 ) -> RunResult:
-    """Run one case and measure it; never raises for a problem with the case itself."""
+    """Run one case and measure it; never raises for a problem with the case itself.
+
+    The case's ``max_seconds`` (the run stage folds ``--max-time`` into it) limits the run,
+    counted from here. Whether other processes shared the CPU is judged around the run
+    (``contended``), so every executor records it where the run happened.
+    """
+    deadline = None if case.max_seconds is None else time.perf_counter() + case.max_seconds
     result = RunResult(
         run_id=case.run_id,
         model=case.model,
@@ -294,13 +458,33 @@ def run_case(
         if reason:
             where = f"{case.device} in {case.precision}"
             return _skip(result, f"mode {case.mode} unsupported on {where}: {reason}")
-        _measure(case, registry, device, precision, result, on_progress, mode)
+        before = threads.read_cpu_times()
+        _measure(case, registry, device, precision, result, on_progress, deadline, mode)
+        _assess_contention(result, before, threads.read_cpu_times())
+    except PluginError as exc:  # a plugin's bug, named with its plugin and package
+        result.status, result.status_detail = "error", describe_exception(exc)
+    except BenchkitError as exc:
+        # what a plugin raised for a problem the user can fix (a missing or malformed data
+        # file, a bad option): the command exits 2 once the suite is done
+        result.status, result.status_detail = "error", describe_exception(exc)
+        result.input_error = True
     except Exception as exc:
         limit = limit_reason(case, registry, devices, exc)
         if limit:
             return _skip(result, limit)
         result.status, result.status_detail = "error", describe_exception(exc)
     return result
+
+
+def _assess_contention(
+    result: RunResult, before: threads.CpuTimes | None, after: threads.CpuTimes | None
+) -> None:
+    seconds = result.epoch_seconds
+    durations = [b - a for a, b in zip([0.0, *seconds[:-1]], seconds, strict=False)]
+    verdict = threads.assess(durations[warmup_epochs(len(seconds)) :], before, after)
+    result.contended = verdict.contended
+    result.other_cpu_load = verdict.other_load
+    result.contention = "; ".join(verdict.reasons)
 
 
 def _skip(result: RunResult, reason: str) -> RunResult:
@@ -315,6 +499,7 @@ def _measure(
     precision: Precision,
     result: RunResult,
     on_progress: ProgressFn | None,
+    deadline: float | None = None,
     mode: Mode | None = None,
 ) -> None:
     model_reg = registry.get("model", case.model)
@@ -332,6 +517,7 @@ def _measure(
         case.seed,
         on_progress,
         recorders=[tracer] if tracer else (),
+        deadline=deadline,
         mode=mode,
     )
 
@@ -343,11 +529,9 @@ def _measure(
     summarise_curve(result)
     if seconds:
         result.train_seconds = seconds[-1]
-        warm = warmup_epochs(len(seconds))
-        if len(seconds) > warm:
-            span = seconds[-1] - seconds[warm - 1]
-            if span > 0:
-                result.samples_per_second = result.train_samples * (len(seconds) - warm) / span
+        # the statistic compare uses: the median of the per-epoch rates after warm-up
+        rates = epoch_throughputs(seconds, result.train_samples)
+        result.samples_per_second, result.samples_per_second_iqr = median_and_iqr(rates)
     if result.converged_epoch is not None:
         result.time_to_target_seconds = seconds[result.converged_epoch]
     for criterion in case.criteria:
@@ -361,6 +545,13 @@ def _measure(
         result.status = "diverged"
         result.diverged_epoch = outcome.diverged_epoch
         _explain_divergence(case, registry, device, result)
+    elif outcome.timed_out:
+        result.status = "timeout"
+        result.status_detail = (
+            f"stopped at its time limit of {case.max_seconds:g} s after epoch "
+            f"{len(result.curve) - 1} of {case.recipe.epochs} (--max-time or the case's "
+            "max_seconds); the curve so far is kept, the quality metrics are not measured"
+        )
     else:
         model.eval()
         if data.test is not None:

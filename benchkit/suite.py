@@ -19,6 +19,7 @@ A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.
     options = {}                  # the dataset's options
     model_options = {}            # the model's options
     mode_options = { compile = { backend = "inductor" } }   # per mode, its options
+    max_seconds = 60              # a run stops there with status timeout, keeping its curve
     # devices / precisions / seeds / modes here override the matrix for this case
 
 Everything is checked against the loaded plugins before anything runs: an unknown key, a
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -64,6 +66,7 @@ _CASE_KEYS = _MATRIX_KEYS | {
     "mode_options",
     "criteria",
     "trace",
+    "max_seconds",
 }
 _RECIPE_TYPES: dict[str, tuple[type, ...]] = {
     "loss": (str,),
@@ -98,6 +101,7 @@ class Case:
     trace: bool = False  # record parameters, gradients and prediction every epoch
     batch: int | None = None  # from a batch_sizes axis; None: the recipe's own
     tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
+    max_seconds: float | None = None  # a run stops there with status timeout
     mode: str = DEFAULT_MODE  # how each step runs (eager, compile, cudagraphs …)
     mode_options: dict[str, Any] = field(default_factory=dict)  # the mode's own options
 
@@ -213,7 +217,10 @@ class SuiteChecker:
         self.typed(name, (str,), key)
         valid = self.registry.names(kind)
         if name not in valid:
-            raise self.fail(key, f"unknown {kind} {name!r}; valid: {', '.join(valid) or 'none'}")
+            hint = self.registry.disabled_hint(kind, name)
+            raise self.fail(
+                key, f"unknown {kind} {name!r}; valid: {', '.join(valid) or 'none'}{hint}"
+            )
         return name
 
     def device(self, name: Any, key: str) -> str:
@@ -413,6 +420,7 @@ class CaseSpec:
     precisions: list[str]
     seeds: list[int]
     batches: list[int | None]
+    max_seconds: float | None = None
     modes: list[str] = field(default_factory=lambda: [DEFAULT_MODE])
     mode_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     given_mode_options: dict[str, Any] = field(default_factory=dict)
@@ -471,6 +479,12 @@ def validate_case(
         check.criteria(raw["criteria"], f"{where}.criteria") if "criteria" in raw else top.criteria
     )
     trace = check.typed(raw.get("trace", False), (bool,), f"{where}.trace")
+    max_seconds = raw.get("max_seconds")
+    if max_seconds is not None:
+        check.typed(max_seconds, (float, int), f"{where}.max_seconds")
+        if not (math.isfinite(max_seconds) and max_seconds > 0):
+            raise check.fail(f"{where}.max_seconds", f"expected seconds > 0, got {max_seconds}")
+        max_seconds = float(max_seconds)
     if trace and recipe.batch_size is not None:
         raise check.fail(f"{where}.trace", "a trace needs a full-batch recipe (no batch_size)")
 
@@ -524,6 +538,7 @@ def validate_case(
         precisions=precisions,
         seeds=seeds,
         batches=batches,
+        max_seconds=max_seconds,
         modes=modes,
         mode_options=mode_options,
         given_mode_options=dict(raw.get("mode_options", {})),
@@ -559,6 +574,7 @@ def expand_case(spec: CaseSpec, check: SuiteChecker, seen: set[tuple[str, str]])
                 spec.criteria,
                 spec.trace,
                 batch,
+                max_seconds=spec.max_seconds,
                 mode=mode,
                 mode_options=spec.mode_options[mode],
             )

@@ -190,6 +190,8 @@ class TrainOutcome:
     #: the learning rate each epoch ran with; empty when the recipe has no schedule
     lrs: list[float] = field(default_factory=list)
     setup_seconds: float = 0.0
+    #: the loop stopped at its deadline before the last epoch
+    timed_out: bool = False
 
 
 def _generator(device: Device, seed: int) -> torch.Generator:
@@ -238,6 +240,7 @@ def train(
     on_progress: ProgressFn | None = None,
     recorders: Sequence[EpochRecorder] = (),
     epochs: int | None = None,
+    deadline: float | None = None,
     mode: Mode | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``recipe.epochs`` epochs with the recipe's resolved ``parts``;
@@ -251,11 +254,15 @@ def train(
     that epoch and names it in ``diverged_epoch``. ``recorders`` see every epoch
     (``before_step`` on full-batch epochs only); ``epochs`` overrides the recipe's count (a
     schedule still spans the recipe's, so a shortened replay follows the same rates).
-    ``mode`` (eager when ``None``) executes each step, the full-batch validation inside it
-    included; minibatch validation after the epoch runs as written.
+    ``deadline`` (a ``time.perf_counter()`` value) stops the loop after the first epoch that
+    ends past it, with ``timed_out`` set; the check reuses the clock reading the loop takes
+    anyway, so it costs one comparison an epoch. ``mode`` (eager when ``None``) executes each
+    step, the full-batch validation inside it included; minibatch validation after the epoch
+    runs as written.
     """
     recipe = parts.recipe
     epochs = recipe.epochs if epochs is None else epochs
+    stop_at = math.inf if deadline is None else deadline
     mode = mode or Mode()
     loss_fn = parts.loss
     optimizer = parts.make_optimizer(model.parameters(), mode.optimizer_options(recipe.optimizer))
@@ -336,7 +343,10 @@ def train(
 
         last_epoch = epoch == epochs - 1
         now = time.perf_counter()
-        due = last_epoch or curve.queued >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS
+        late = now >= stop_at
+        due = (
+            last_epoch or late or curve.queued >= MAX_CHUNK or now - last_read >= READ_EVERY_SECONDS
+        )
         if due or curve.last_known_bad:
             curve.read()
             for recorder in recorders:
@@ -357,6 +367,9 @@ def train(
                 break
             if on_progress is not None:
                 on_progress(epoch, curve.losses[-1])
+            if late and not last_epoch:
+                out.timed_out = True
+                break
 
     device.synchronize()
     out.losses, out.valid_losses = curve.losses, curve.valid

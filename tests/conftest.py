@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import benchkit
+import benchkit.threads as threads
 from benchkit import Data, Recipe, Split
 from benchkit.testing import isolated_registry
 
@@ -20,6 +21,33 @@ torch.set_num_threads(1)
 # Peak FLOP/s and bandwidth are cached per machine (benchkit/peaks.py): the tests keep theirs
 # in a folder of their own (measured once per session), never in the user's ~/.cache.
 os.environ.setdefault("BENCHKIT_CACHE_DIR", tempfile.mkdtemp(prefix="benchkit-test-cache-"))
+
+
+_REAL_LOAD = {
+    name: getattr(threads, name) for name in ("measure_load", "read_cpu_times", "CONTENDED_SPREAD")
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_machine():
+    """Tests see a quiet machine: the start-up load probe reports idle cores at once, and no
+    run is judged contended, whatever else this machine is doing (session-wide, so result sets
+    made by session fixtures see it too). The tests of benchkit.threads call its functions
+    with readings of their own; a test marked ``real_load`` sees the machine as it is."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            threads, "measure_load", lambda seconds=0: threads.CpuLoad(2, 0.0, "tests: quiet")
+        )
+        patch.setattr(threads, "read_cpu_times", lambda: None)
+        patch.setattr(threads, "CONTENDED_SPREAD", float("inf"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _real_load(request, monkeypatch):
+    if request.node.get_closest_marker("real_load"):
+        for name, value in _REAL_LOAD.items():
+            monkeypatch.setattr(threads, name, value)
 
 
 class ToyPlugin:

@@ -91,3 +91,27 @@ def test_interrupted_set_is_marked(tmp_path):
     writer.close(interrupted=True)
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["interrupted"] is True and meta["finished"] is False
+
+
+def test_rows_appended_run_by_run_read_as_a_whole_table_would(tmp_path):
+    """The writer formats a run's rows itself (cheaper than a DataFrame per run); the text is
+    what DataFrame.to_csv writes for the same runs, odd values included."""
+    from benchkit.resultset import criteria_frame, curves_frame, results_frame
+
+    odd = [None, float("nan"), float("inf"), 1e-300, 0.1 + 0.2, 1.0, 1e20, -0.0]
+    runs = []
+    for seed, value in enumerate(odd):
+        run = _result(seed, [value if value is not None else 1.0, 0.5])
+        run.final_loss = value
+        run.status_detail = 'a, "quoted"\nline' if seed % 2 else ""
+        run.contended = [None, True, False][seed % 3]
+        run.metrics = {"rollout_mse": 0.5} if seed % 2 else {"other": value}
+        run.criteria = {"loss <= 0.1": (seed, 0.25), "loss == 0": (None, None)}
+        runs.append(run)
+    writer = ResultSetWriter(tmp_path, {})
+    for run in runs:
+        writer.add(run)
+    writer.close()
+    assert (tmp_path / "results.csv").read_text() == results_frame(runs).to_csv(index=False)
+    assert (tmp_path / "curves.csv").read_text() == curves_frame(runs).to_csv(index=False)
+    assert (tmp_path / "criteria.csv").read_text() == criteria_frame(runs).to_csv(index=False)

@@ -192,8 +192,9 @@ SUITE_ERRORS = [
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, mode_options, model, "
-        "model_options, modes, options, precisions, recipe, seeds, target_loss, trace",
+        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, max_seconds, "
+        "mode_options, model, model_options, modes, options, precisions, recipe, seeds, "
+        "target_loss, trace",
     ),
     (
         "recipe-field",
