@@ -229,6 +229,7 @@ rows = st.lists(
             "device": st.sampled_from(["cpu", "cuda"]),
             "seed": st.integers(0, 3),
             "variant": st.sampled_from(["", '{"recipe": {"lr": 0.1}}']),
+            "mode": st.sampled_from(["eager", "compile"]),
             "status": st.sampled_from(["ok", "diverged", "error", "skipped", "timeout", "?"]),
             "converged_epoch": cells,
             "final_loss": cells,
@@ -312,7 +313,10 @@ def _damage(folder: Path, damage) -> None:
     elif kind == "json":
         path.write_text(json.dumps(text if fraction < 0.5 else {"schema_version": 1, "x": text}))
     elif name.endswith(".csv"):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return  # an earlier damage left no table to edit
         if frame.empty or not len(frame.columns):
             return
         column = frame.columns[int(fraction * (len(frame.columns) - 1))]
