@@ -140,6 +140,10 @@ TEXT_COLUMNS = (
     "flops_method",
     "matmul_dtype",
     "method",
+    "mode",
+    "bound",
+    "peak_note",
+    "top_operators",
 )
 #: Columns known to hold numbers: a cell there that is not one is an unreadable value.
 NUMERIC_COLUMNS = frozenset(

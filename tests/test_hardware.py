@@ -389,6 +389,8 @@ def test_profile_splits_each_step_and_writes_a_result_set(tmp_path, capsys):
     trace = out / "traces" / "sine_mlp_sine_fp32_cpu_seed0_train_step.json"
     assert "traceEvents" in json.loads(trace.read_text())
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "top operators" in report and "aten::" in report  # read back as words
 
 
 class Span:

@@ -231,3 +231,21 @@ def test_a_registry_without_the_modes_plugin_still_runs_eager(tmp_path):
     (case,) = parse_suite(write(tmp_path, HEAD + CASE), registry).cases
     assert type(build_mode(registry, case)) is benchkit.Mode
     assert run_quick(registry, "single_neuron", "line", epochs=2).status == "ok"
+
+
+def test_a_result_set_with_modes_reads_them_back_as_words_and_matches_on_them(tmp_path):
+    from benchkit.compare import compare
+    from benchkit.resultset import ResultSetWriter
+    from benchkit.run_result import RunResult
+
+    writer = ResultSetWriter(tmp_path / "set", {"kind": "convergence"})
+    for mode in ("eager", "compile"):
+        run_id = "m/d/fp32/cpu/seed0" + ("" if mode == "eager" else "/compile")
+        writer.add(
+            RunResult(run_id, "m", "d", "fp32", "cpu", 0, mode=mode, final_loss=0.5, epochs=3)
+        )
+    writer.close()
+    loaded = load(tmp_path / "set")
+    assert list(loaded.rows["mode"]) == ["eager", "compile"]
+    assert loaded.unreadable == {}
+    assert compare(loaded, load(tmp_path / "set")).matched == 2
