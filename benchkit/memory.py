@@ -39,6 +39,10 @@ if TYPE_CHECKING:  # the probe process imports as little as it can before it mea
     from benchkit.suite import Case, Suite
 
 
+#: Seconds a probe may take when neither ``--max-time`` nor the case's ``max_seconds`` says.
+PROBE_TIMEOUT = 600.0
+
+
 @dataclass
 class MemoryResult:
     """What a probe reported: the peak in bytes and the method, or why it could not run."""
@@ -101,7 +105,7 @@ def measure(
     kind: str,
     steps: int = 3,
     plugins: tuple[str, ...] = (),
-    timeout: float = 600,
+    timeout: float = PROBE_TIMEOUT,
     threads: int | None = None,
 ) -> MemoryResult:
     """Run :func:`probe` for one case in a new Python process and return its report."""
@@ -150,7 +154,8 @@ def run_memory(
         device = devices.get(case.device)
         name = "" if device.unavailable_reason() else device.display_name()
         for kind in ("train_step", "inference"):
-            limit = case.max_seconds if case.max_seconds is not None else 600
+            # the case's max_seconds (with --max-time folded in by the run stage) limits a probe
+            limit = case.max_seconds if case.max_seconds is not None else PROBE_TIMEOUT
             got = measure(suite.path, case.run_id, kind, timeout=limit, threads=threads)
             rows.append(
                 {

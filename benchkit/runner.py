@@ -93,8 +93,6 @@ class SerialExecutor:
 
 #: Seconds pytest-benchmark spends per benchmark of a throughput suite without ``--max-time``.
 THROUGHPUT_MAX_TIME = 0.5
-#: Seconds a memory probe may take without ``--max-time`` or ``max_seconds``.
-MEMORY_MAX_TIME = 600.0
 
 
 def warn(text: str) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from benchkit.cli import main
+from benchkit.run_result import warmup_epochs
 
 TINY_SUITE = """
 [suite]
@@ -106,20 +107,42 @@ def scale_speed(
     edit_results(folder, change)
 
 
-def steady_timings(folder: Path, spread: float = 0.05, seed: int = 0) -> None:
-    """Replace each run's per-epoch durations by its median duration times a random factor
-    within ± ``spread``: timings as a quiet machine gives them, so tests that plant a
-    slowdown do not depend on what else the machine did while the tiny set was made."""
+def steady_timings(
+    folder: Path, epoch_seconds: float = 0.002, spread: float = 0.05, seed: int = 0
+) -> None:
+    """Give every run fixed per-epoch durations: ``epoch_seconds`` times a seeded random
+    factor within ± ``spread``, the same for every run and every session, as a quiet machine
+    gives them. results.csv's ``train_seconds`` and ``samples_per_second`` are recomputed to
+    match.
+
+    The durations the tiny set was measured with must not leak into tests that plant a
+    slowdown: on a busy machine one seed's run can be half as fast as another's, and the
+    bootstrap over runs then rightly calls a planted -20 % noise (this made the planted
+    regression tests fail about once in ten full runs)."""
     import numpy as np
 
     curves = pd.read_csv(folder / "curves.csv", converters={"variant": str})
     rng = np.random.default_rng(seed)
     parts = []
-    for _, run in curves.groupby("run_id", sort=False):
-        durations = np.diff(run["seconds"].to_numpy(), prepend=0.0)
-        steady = np.median(durations) * (1 + rng.uniform(-spread, spread, len(durations)))
+    for _, run in curves.sort_values(["run_id", "epoch"]).groupby("run_id", sort=True):
+        steady = epoch_seconds * (1 + rng.uniform(-spread, spread, len(run)))
         parts.append(run.assign(seconds=np.cumsum(steady)))
-    pd.concat(parts).to_csv(folder / "curves.csv", index=False)
+    curves = pd.concat(parts)
+    curves.to_csv(folder / "curves.csv", index=False)
+    seconds = {run_id: run["seconds"].to_numpy() for run_id, run in curves.groupby("run_id")}
+
+    def change(frame: pd.DataFrame) -> None:
+        for i, row in frame.iterrows():
+            run = seconds.get(row["run_id"])
+            if run is None or not len(run):
+                continue
+            frame.loc[i, "train_seconds"] = run[-1]
+            warm = warmup_epochs(len(run))
+            if len(run) > warm:  # the runner's formula (benchkit.runner._measure)
+                span = run[-1] - run[warm - 1]
+                frame.loc[i, "samples_per_second"] = row["train_samples"] * (len(run) - warm) / span
+
+    edit_results(folder, change)
 
 
 def set_memory(folder: Path, mib: float) -> None:

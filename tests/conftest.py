@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+# First: under mutation testing, benchkit_plugins must be the mutated copy (see the module).
+import _mutation_paths  # noqa: F401
 import benchkit_plugins.single_neuron as single_neuron
 import pytest
 import torch

@@ -55,7 +55,24 @@ def test_first_epoch_each_criterion_is_met(criterion, epoch):
 
 
 def test_valid_loss_criterion_reads_the_validation_curve():
-    assert Criterion("valid_loss", "<=", 0.5).first_epoch(CURVE, [3.0, 0.4]) == 1
+    # the training curve is at or below 0.5 from epoch 1, the validation curve from epoch 2
+    assert Criterion("valid_loss", "<=", 0.5).first_epoch(CURVE, [3.0, 2.0, 0.4]) == 2
+    assert Criterion("valid_loss", "<=", 0.5).first_epoch(CURVE, []) is None
+
+
+@pytest.mark.parametrize(
+    ("curve", "epoch"),
+    [
+        ([4.0, 3.0, 2.0, 1.0], 2),  # relative: 0.75, 0.5 (the first <= 0.5), 0.25
+        ([2.0, 0.0], 1),  # a zero after the start is relative 0
+        ([2.0, float("inf"), 1.0], 2),  # a non-finite loss after the start never meets it
+        ([0.0, 0.0], None),  # nothing to be relative to
+        ([float("inf"), 1.0], None),
+        ([], None),
+    ],
+)
+def test_relative_loss_divides_by_the_loss_of_epoch_zero(curve, epoch):
+    assert Criterion("relative_loss", "<=", 0.5).first_epoch(curve, []) == epoch
 
 
 def test_nan_never_meets_a_criterion_and_relative_needs_a_finite_start():

@@ -315,8 +315,8 @@ def _damage(folder: Path, damage) -> None:
     elif name.endswith(".csv"):
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-            return  # an earlier damage left no table to edit
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+            return  # damaged past reading already: nothing to edit cell by cell
         if frame.empty or not len(frame.columns):
             return
         column = frame.columns[int(fraction * (len(frame.columns) - 1))]

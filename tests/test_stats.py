@@ -88,3 +88,116 @@ def test_the_notch_interval_for_summaries():
     assert clear.ratio == pytest.approx(1.3) and clear.excludes_one()
     unclear = notch_ratio_ci(1.0, 0.5, 5, 1.1, 0.5, 5)
     assert not unclear.excludes_one()
+
+
+# Exact figures: each step of the interval checked against a hand computation.
+
+
+def test_the_notch_interval_is_the_formula():
+    # base: median 2, IQR 0.4, 16 rounds: notch half-width 1.57 * 0.4 / 4 = 0.157
+    # new: median 3, IQR 0.8, 4 rounds: 1.57 * 0.8 / 2 = 0.628
+    got = notch_ratio_ci(2.0, 0.4, 16, 3.0, 0.8, 4)
+    assert got.ratio == 1.5
+    assert got.low == pytest.approx((3.0 - 0.628) / (2.0 + 0.157), rel=1e-12)
+    assert got.high == pytest.approx((3.0 + 0.628) / (2.0 - 0.157), rel=1e-12)
+    assert (got.confidence, got.method, got.repeats, got.medians) == (
+        0.95,
+        "notch",
+        (16, 4),
+        (2.0, 3.0),
+    )
+
+
+def test_a_baseline_notch_between_zero_and_one_still_bounds_the_ratio():
+    got = notch_ratio_ci(1.0, 0.1, 1, 1.0, 0.1, 1)  # both notches 1 ± 0.157
+    assert got.high == pytest.approx(1.157 / 0.843, rel=1e-12)
+    assert got.low == pytest.approx(0.843 / 1.157, rel=1e-12)
+
+
+def test_float32_samples_are_judged_in_float64():
+    # the mean of the two middle values rounds differently in float32
+    base = [np.array([1.0, 1.0000001], dtype=np.float32)]
+    new = [np.array([1.5, 1.5000001], dtype=np.float32)]
+    got = bootstrap_ratio_of_medians(base, new)
+    expected = [np.asarray(r, dtype=np.float64) for r in (base[0], new[0])]
+    assert got.medians == (float(np.median(expected[0])), float(np.median(expected[1])))
+
+
+def test_a_notch_reaching_zero_leaves_the_interval_open_above():
+    got = notch_ratio_ci(1.0, 10.0, 1, 1.0, 0.0, 1)  # base notch 1 ± 15.7
+    assert got.high == float("inf") and got.low == pytest.approx(1.0 / 16.7, rel=1e-12)
+    edge = notch_ratio_ci(1.57, 1.0, 1, 1.0, 0.0, 1)  # base notch exactly 1.57 ± 1.57
+    assert edge.high == float("inf")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0.0, 0.1, 10, 1.0, 0.1, 10),
+        (-1.0, 0.1, 10, 1.0, 0.1, 10),
+        (1.0, 0.1, 0, 1.0, 0.1, 10),
+        (1.0, 0.1, 10, 1.0, 0.1, 0),
+    ],
+    ids=["zero-median", "negative-median", "no-base-rounds", "no-new-rounds"],
+)
+def test_the_notch_interval_refuses_what_it_cannot_bound(args):
+    with pytest.raises(
+        ValueError, match=r"^notch interval needs a positive baseline median and rounds >= 1$"
+    ):
+        notch_ratio_ci(*args)
+
+
+def test_one_round_a_side_is_enough_for_a_notch():
+    assert notch_ratio_ci(1.0, 0.0, 1, 2.0, 0.0, 1).low == 2.0
+
+
+def test_the_bootstrap_interval_is_the_percentiles_of_the_seeded_resamples():
+    from benchkit._resample import bootstrap_ratios
+
+    rng = np.random.default_rng(6)
+    base = [rng.lognormal(0, 0.1, 30), rng.lognormal(0.05, 0.1, 20)]
+    new = [rng.lognormal(0.2, 0.1, 25), rng.lognormal(0.1, 0.1, 30), rng.lognormal(0.1, 0.1, 5)]
+    got = bootstrap_ratio_of_medians(base, new, iterations=300, confidence=0.8, seed=11)
+
+    out = np.empty(300)
+    base_values = np.concatenate(base)
+    new_values = np.concatenate(new)
+    base_offsets = np.array([0, 30, 50])
+    new_offsets = np.array([0, 25, 55, 60])
+    bootstrap_ratios(base_values, base_offsets, new_values, new_offsets, 11, out)
+    low, high = np.percentile(out, [10.0, 90.0])
+    assert (got.low, got.high) == (low, high)
+    assert got.medians == (np.median(base_values), np.median(new_values))
+    assert got.ratio == np.median(new_values) / np.median(base_values)
+    assert (got.confidence, got.method, got.repeats) == (0.8, "bootstrap", (50, 60))
+
+
+def test_identical_repeats_give_a_point_interval():
+    got = bootstrap_ratio_of_medians([[2.0, 2.0, 2.0]], [[3.0, 3.0]])
+    assert (got.ratio, got.low, got.high) == (1.5, 1.5, 1.5)
+    assert got.repeats == (3, 2) and got.medians == (2.0, 3.0)
+    assert got.confidence == 0.95
+
+
+def test_empty_and_non_finite_runs_are_dropped_before_resampling():
+    # the empty and all-NaN runs must not count as runs to draw (they would add no samples
+    # but change the offsets); the result equals the one without them
+    messy = bootstrap_ratio_of_medians([[1.0, 1.1], [], [np.nan]], [[1.2, 1.3], [1.25]], seed=3)
+    clean = bootstrap_ratio_of_medians([[1.0, 1.1]], [[1.2, 1.3], [1.25]], seed=3)
+    assert messy == clean
+    with pytest.raises(ValueError, match="no finite new samples"):
+        bootstrap_ratio_of_medians([[1.0]], [[], [np.nan]])
+
+
+def test_a_negative_baseline_median_is_refused():
+    with pytest.raises(ValueError, match=r"baseline median is -1\.0; a ratio needs it positive"):
+        bootstrap_ratio_of_medians([[-1.0]], [[1.0]])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "excludes"),
+    [(1.0, 1.2, False), (1.0001, 1.2, True), (0.8, 1.0, False), (0.8, 0.9999, True)],
+)
+def test_an_interval_touching_one_does_not_exclude_it(low, high, excludes):
+    interval = RatioInterval(1.1, low, high, 0.95, "bootstrap", (5, 5))
+    assert interval.excludes_one() is excludes

@@ -269,3 +269,50 @@ def test_compare_by_device_without_a_second_device_is_a_clear_error(tmp_path, ca
     assert "no model/precision measured on the CPU and on another device" in (
         capsys.readouterr().err
     )
+
+
+def test_a_case_max_seconds_caps_pytest_benchmarks_time(tmp_path):
+    """A throughput case's ``max_seconds`` becomes pytest-benchmark's own ``max_time`` for
+    that case (its ``benchmark`` marker); the other cases keep ``--max-time``."""
+    from types import SimpleNamespace
+
+    from benchkit import pytest_plugin
+
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        """
+[suite]
+kind = "throughput"
+[matrix]
+devices = ["cpu"]
+precisions = ["fp32"]
+seeds = [0]
+[[cases]]
+model = "single_neuron"
+dataset = "line"
+max_seconds = 0.25
+[[cases]]
+model = "sine_mlp"
+dataset = "sine"
+"""
+    )
+    options = {"benchkit_suite": str(suite), "benchkit_filter": [], "benchkit_batch_sizes": None}
+    config = SimpleNamespace(getoption=lambda name, default=None: options.get(name, default))
+    config.stash = {}
+    calls = []
+    metafunc = SimpleNamespace(
+        fixturenames=["benchkit_case"],
+        config=config,
+        definition=SimpleNamespace(path=tmp_path / "test_x.py"),
+        parametrize=lambda name, params, ids, indirect: calls.append((params, ids)),
+    )
+    pytest_plugin.pytest_generate_tests(metafunc)
+    ((params, ids),) = calls
+    marks = {
+        run_id: [m.kwargs for m in getattr(p, "marks", ())]
+        for run_id, p in zip(ids, params, strict=True)
+    }
+    assert marks == {
+        "single_neuron/line/fp32/cpu/seed0": [{"max_time": 0.25}],
+        "sine_mlp/sine/fp32/cpu/seed0": [],
+    }
