@@ -9,4 +9,4 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 #: Version of the hook API. It grows when hooks or ``register`` keywords are added; a change
 #: that breaks existing plugins bumps the major part.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
