@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -32,6 +33,20 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 class EagerMode(Mode):
     """Every step as written."""
+
+
+class _DropProfilerNotice(logging.Filter):
+    """Drops dynamo's "Profiler record function ... will be ignored": every torch optimizer's
+    ``step`` opens a profiler range, which a compiled step leaves out. The notice says nothing
+    about the run and would land in the middle of the progress lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Profiler record function")
+
+
+_dynamo_context_log = logging.getLogger("torch._dynamo.variables.ctx_manager")
+if not any(isinstance(f, _DropProfilerNotice) for f in _dynamo_context_log.filters):
+    _dynamo_context_log.addFilter(_DropProfilerNotice())
 
 
 class CompileMode(Mode):
