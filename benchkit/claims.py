@@ -56,7 +56,7 @@ RELATIONS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-FILTER_COLUMNS = ("model", "dataset", "precision", "device", "seed", "variant")
+FILTER_COLUMNS = ("model", "dataset", "precision", "device", "seed", "variant", "mode")
 CLAIM_KEYS = {
     "id",
     "text",

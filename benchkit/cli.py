@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--dataset", "datasets"),
         ("--precision", "precisions"),
         ("--device", "devices (cuda:1 runs the suite's cuda cases there)"),
+        ("--mode", "execution modes (eager, compile, cudagraphs)"),
     ):
         run.add_argument(
             flag, type=_csv_list, default=[], help=f"only these {what}, comma-separated"
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_executor_arguments(run)
 
+    _add_profile_parser(sub)
     plugins = sub.add_parser("plugins", help="list installed plugins and what they registered")
     plugins.add_argument(
         "--strict-plugins", action="store_true", help="exit 2 if any plugin failed to load"
@@ -155,6 +157,42 @@ def _add_executor_arguments(run: argparse.ArgumentParser) -> None:
 
 
 _EXECUTOR_OPTIONS = ("workers", "scheduler", "share_hosts", "retries", "gpu_workers")
+
+
+def _add_profile_parser(sub: argparse._SubParsersAction) -> None:
+    profile = sub.add_parser(
+        "profile",
+        help="where a step's time goes: compute, optimizer, overhead, idle (torch.profiler)",
+        description="Run a few steps of each case under torch.profiler and print, per case, "
+        "the shares of the step spent in compute kernels, the optimizer step, framework "
+        "overhead and (GPU) idle gaps, against the compute floor (FLOPs / peak). The table is "
+        "written as a result set (see benchkit/profiling.py).",
+    )
+    profile.add_argument("suite", help="suite folder or .toml file (its cases are profiled)")
+    profile.add_argument("--out", type=Path, help="result folder (default: results/profile-TIME)")
+    for flag, what in (
+        ("--model", "models"),
+        ("--dataset", "datasets"),
+        ("--precision", "precisions"),
+        ("--device", "devices"),
+        ("--mode", "execution modes"),
+    ):
+        profile.add_argument(
+            flag, type=_csv_list, default=[], help=f"only these {what}, comma-separated"
+        )
+    profile.add_argument("--seeds", default="0", help="only these seeds (default: 0)")
+    profile.add_argument(
+        "--kind",
+        type=_csv_list,
+        default=["train_step"],
+        help="train_step, inference or both, comma-separated (default: train_step)",
+    )
+    profile.add_argument("--steps", type=int, default=10, help="profiled steps (default 10)")
+    profile.add_argument(
+        "--trace", action="store_true", help="also write each case's Chrome trace (traces/)"
+    )
+    profile.add_argument("--threads", type=int, help="CPU threads for torch (1 on a busy machine)")
+    profile.add_argument("--quiet", action="store_true", help="print only the final table")
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
@@ -398,6 +436,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return _run(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
     if args.command == "new-plugin":
         return _new_plugin(args)
+    if args.command == "profile":
+        return _profile(args, ["benchkit", *(sys.argv[1:] if argv is None else argv)])
     if args.command == "compare":
         return _compare(args)
     if args.command == "report":
@@ -455,6 +495,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "precisions": args.precision,
         "devices": args.device,
         "seeds": parse_seeds(args.seeds) if args.seeds else [],
+        "modes": args.mode,
     }
     cases = filter_cases(suite.cases, **filters)
     if args.resume and suite.kind == "throughput":
@@ -492,7 +533,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             header["executor"] = executor.describe()
         out = args.resume if old is not None else new_result_folder(args.out, suite.name)
         writer = ResultSetWriter(out, header, resume=old is not None)
-        options = RunOptions(args.threads, args.quiet, args.max_time, sizes, filters, choice)
+        options = RunOptions(
+            args.threads,
+            args.quiet,
+            args.max_time,
+            sizes,
+            filters,
+            choice,
+            debug=getattr(args, "debug", False),  # throughput: pytest's tracebacks
+        )
         try:
             outcome = run_suite(
                 suite,
@@ -558,6 +607,57 @@ def _option_values(items: Sequence[str]) -> dict[str, object]:
         except tomllib.TOMLDecodeError:
             options[key] = text.strip()
     return options
+
+
+def _profile(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchkit.cases import DeviceCache
+    from benchkit.profiling import profile_summary, run_profile
+    from benchkit.registry import load_registry
+    from benchkit.resultset import ResultSetWriter, new_result_folder
+    from benchkit.runner import suite_header
+    from benchkit.suite import filter_cases, parse_seeds, parse_suite
+
+    kinds = ("train_step", "inference")
+    unknown = [k for k in args.kind if k not in kinds]
+    if unknown or not args.kind:
+        raise BenchkitError(f"--kind {','.join(args.kind)}: write {' or '.join(kinds)}")
+    if args.steps < 1:
+        raise BenchkitError(f"--steps must be at least 1, got {args.steps}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BenchkitError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    registry = load_registry()
+    suite = parse_suite(args.suite, registry)
+    cases = filter_cases(
+        suite.cases,
+        models=args.model,
+        datasets=args.dataset,
+        precisions=args.precision,
+        devices=args.device,
+        seeds=parse_seeds(args.seeds),
+        modes=args.mode,
+    )
+    out = new_result_folder(args.out, f"profile-{suite.name}")
+    devices = DeviceCache(registry)
+    header = {**suite_header(suite, registry, devices, argv), "kind": "profile"}
+    writer = ResultSetWriter(out, header)
+    interrupted = False
+    try:
+        frame = run_profile(
+            cases, registry, devices, writer, args.kind, args.steps, args.trace, args.quiet
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        writer.set_environment("devices", devices.environment())
+        writer.close(interrupted=interrupted)
+    print(f"\nprofile of {suite.name}: {len(frame)} cases → {out}")
+    print(profile_summary(frame))
+    return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
 
 
 def _resumed_meta(folder: Path) -> dict:

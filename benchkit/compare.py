@@ -913,7 +913,11 @@ def _group_labels(keys: Iterable[tuple[str, ...]], result_set: ResultSet) -> dic
 
     def plain(key: tuple[str, ...]) -> str:
         values = dict(zip([*columns, *extra], key, strict=True))
-        parts = [values[c] for c in columns if c != "variant" and values[c]]
+        parts = [
+            values[c]
+            for c in columns
+            if c != "variant" and values[c] and (c, values[c]) != ("mode", "eager")
+        ]
         if values.get("batch_size"):
             parts.append(f"batch{int(float(values['batch_size']))}")
         if values.get("kind"):

@@ -1,4 +1,4 @@
-"""Floating-point operations: what a step of a workload costs, and what the device can do.
+"""Floating-point operations: what a step of a workload costs.
 
 ``step_flops`` counts the matrix-product FLOPs of a forward (and backward) pass with
 ``torch.utils.flop_counter``. Fused recurrent kernels (``nn.LSTM``/``nn.GRU`` on the CPU) are
@@ -7,18 +7,16 @@ invisible to that counter, so for those layers an analytic count is added: per t
 backward pass. Elementwise work (activations, the optimizer step) is not counted, as is usual
 for model FLOPs.
 
-``peak_matmul_flops`` times a large square matrix product on the device in a dtype: the
-practical ceiling a workload's achieved FLOP/s is compared with.
+What the device can do, the ceiling a workload's achieved FLOP/s is compared with, is
+:mod:`benchkit.peaks`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -80,34 +78,3 @@ def step_flops(model: nn.Module, call: Callable[[], object], backward: bool) -> 
             forward = _recurrent_forward_flops(module, tokens)
             extra += forward * (3 if backward else 1)
     return FlopCount(counted + extra, "counter+analytic" if extra else "counter")
-
-
-def peak_matmul_flops(
-    device: torch.device,
-    dtype: torch.dtype,
-    synchronize: Callable[[], None],
-    budget_seconds: float = 0.5,
-) -> float:
-    """FLOP/s of the best of several square matrix products, sized so one takes at least
-    about 20 ms (capped at 8192²): the device's practical peak in ``dtype``."""
-    n = 256
-    while True:
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        a @ b  # warm-up: kernel selection, allocation
-        synchronize()
-        start = time.perf_counter()
-        a @ b
-        synchronize()
-        once = time.perf_counter() - start
-        if once >= 0.02 or n >= 8192:
-            break
-        n *= 2
-    best = once
-    deadline = time.perf_counter() + budget_seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        a @ b
-        synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best

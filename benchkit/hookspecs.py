@@ -60,6 +60,23 @@ def benchkit_register_precisions(register: RegisterFn) -> None:
     """
 
 
+@hookspec
+def benchkit_register_modes(register: RegisterFn) -> None:
+    """Register execution modes a suite can name (``eager``, ``compile``, ``cudagraphs`` …).
+
+    Call ``register(name, factory, *, options=None, description="")`` per mode, where
+    ``factory(options: dict) -> benchkit.Mode`` builds a fresh instance for every run (so it
+    may hold per-run state: compiled functions, captured graphs, the seconds spent on them).
+    ``options`` are the defaults of every option the mode accepts (``{"backend": "inductor"}``);
+    a suite's ``mode_options`` table sets them per mode. The factory may raise
+    ``benchkit.errors.BenchkitError`` for an option value it cannot use. A mode that cannot
+    run on a device or under a precision says why in ``unsupported_reason(device,
+    precision)``; its runs are skipped with that reason.
+
+    :param register: the registration callable described above.
+    """
+
+
 # --- how training runs (hook API 1.1) ---------------------------------------------------------
 
 

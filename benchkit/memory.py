@@ -166,6 +166,7 @@ def run_memory(
                     "device": case.device,
                     "seed": case.seed,
                     "variant": case.variant,
+                    "mode": case.mode,
                     "kind": kind,
                     "device_name": name,
                     "status": got.status,

@@ -44,6 +44,7 @@ class Progress:
         self._label = (
             f"[{index:>{width}}/{self.total}] {case.model}/{case.dataset} "
             f"{case.precision} {case.device} seed {case.seed}"
+            + ("" if case.mode == "eager" else f" {case.mode}")
         )
         self._labels[case.run_id] = self._label
         if self.live:

@@ -4,7 +4,7 @@ A throughput suite is a folder with a ``suite.toml`` and test files such as::
 
     @pytest.mark.benchkit_kind("train_step")
     def test_train_step(benchmark, benchkit_case):
-        benchmark(benchkit_case.train_step)
+        benchkit_case.benchmark(benchmark, "train_step")
 
 Each test says what it times with the ``benchkit_kind`` mark (``train_step`` or
 ``inference``): the kind is recorded as data, never guessed from the test's name.
@@ -13,14 +13,22 @@ The ``benchkit_case`` fixture is parametrized with every case of the ``suite.tom
 test file (narrowed by ``--benchkit-filter``), built through the registered plugins exactly as
 ``benchkit run`` builds a training run, moved to its device, and handed over as a
 :class:`~benchkit.cases.PreparedCase` whose ``train_step``/``inference`` synchronise the
-device before returning. pytest-benchmark does the calibration, warm-up, rounds and statistics.
-A case that cannot run here is skipped with its reason. Each benchmark's ``extra_info`` carries
-the case's key, the FLOPs of one call and the device's measured peak FLOP/s in that dtype.
+device before returning. :meth:`~benchkit.cases.PreparedCase.benchmark` times blocks of calls
+with one wait for the device per block (sized as ``torch.utils.benchmark``'s
+``blocked_autorange`` does); pytest-benchmark does the rounds and statistics, per call.
+Before timing, the case's mode does its one-off work (compiling, capturing), timed apart.
+
+A case that cannot run here is skipped with its reason: its device is absent, its precision
+or mode says it cannot run there, or it fails inside torch where the same case in fp32 and
+eager runs (a known device limit, such as the oneDNN LSTM under autocast float16 on the CPU).
+Each benchmark's ``extra_info`` carries the case's key, the FLOPs and bytes of one call, the
+mode's one-off seconds, and the device's peak FLOP/s in that dtype and memory bandwidth.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +74,7 @@ class _State:
 
         self.registry = load_registry()
         self.devices = DeviceCache(self.registry)
-        self.peaks: dict[tuple[str, str], float] = {}
+        self.peaks: dict[tuple[str, str], Any] = {}
         self.skips: list[dict[str, Any]] = []
 
 
@@ -104,6 +112,7 @@ def _filters(config: pytest.Config) -> dict[str, list]:
         "precision": "precisions",
         "device": "devices",
         "seeds": "seeds",
+        "mode": "modes",
     }
     out: dict[str, list] = {}
     for text in config.getoption("benchkit_filter"):
@@ -147,9 +156,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def benchkit_case(request: pytest.FixtureRequest) -> Any:
+def benchkit_case(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The suite case of this test, prepared on its device (see the module docs)."""
-    from benchkit.cases import CaseUnavailable, PreparedCase
+    from benchkit.cases import CaseUnavailable, PreparedCase, limit_reason
+    from benchkit.peaks import device_peak
 
     state = _state(request.config)
     case = request.param
@@ -159,24 +169,34 @@ def benchkit_case(request: pytest.FixtureRequest) -> Any:
         "kind": kind,
         **{k: getattr(case, k) for k in ("model", "dataset", "precision", "device", "seed")},
         "variant": case.variant,
+        "mode": case.mode,
     }
     try:
         prepared = PreparedCase.build(case, state.registry, state.devices)
-        flops = prepared.flops(kind)  # also a first call: a case that cannot run fails here
+        flops = prepared.flops(kind)  # a first call: a case that cannot run fails here
+        prepared.call(kind)  # the same through the mode
+        moved = prepared.bytes(kind)
+        setup = prepared.warm_up(kind)  # the mode's one-off work, timed apart
     except CaseUnavailable as exc:
         state.skips.append({**record, "status": "skipped", "reason": str(exc)})
         pytest.skip(str(exc))
     except Exception as exc:
-        state.skips.append({**record, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+        limit = limit_reason(case, state.registry, state.devices, exc)
+        if limit:
+            state.skips.append({**record, "status": "skipped", "reason": limit})
+            pytest.skip(limit)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        line = f"{type(exc).__name__}: {first}"
+        state.skips.append({**record, "status": "error", "reason": line})
+        if request.config.getoption("tbstyle") == "no":  # one line per case, no traceback
+            pytest.fail(f"{case.run_id} {kind}: {line}", pytrace=False)
         raise
     benchmark = request.getfixturevalue("benchmark")
     dtype = prepared.precision.compute_dtype
     peak_key = (case.device, str(dtype))
     if peak_key not in state.peaks:
-        from benchkit.flops import peak_matmul_flops
-
-        device = prepared.device
-        state.peaks[peak_key] = peak_matmul_flops(device.torch_device, dtype, device.synchronize)
+        state.peaks[peak_key] = device_peak(prepared.device, dtype)
+    peak = state.peaks[peak_key]
     benchmark.extra_info.update(
         {
             "benchkit": True,
@@ -189,15 +209,23 @@ def benchkit_case(request: pytest.FixtureRequest) -> Any:
             "device_name": prepared.device.display_name(),
             "seed": case.seed,
             "variant": case.variant,
+            "mode": case.mode,
+            "mode_setup_seconds": setup or None,
             "batch_size": prepared.batch_size,
             "params": prepared.params,
             "flops_per_call": flops.flops,
             "flops_method": flops.method,
+            "bytes_per_call": moved.total,
             "matmul_dtype": str(dtype).removeprefix("torch."),
-            "peak_flops_per_second": state.peaks[peak_key],
+            "peak_flops_per_second": peak.flops_per_second,
+            "peak_shape": peak.shape,
+            "peak_source": peak.source,
+            "peak_fingerprint": peak.fingerprint,
+            "memory_bandwidth_bytes_per_second": peak.bandwidth_bytes_per_second,
         }
     )
-    return prepared
+    yield prepared
+    prepared.device.synchronize()
 
 
 def _kind(node: pytest.Item) -> str:

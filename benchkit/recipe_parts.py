@@ -80,15 +80,20 @@ class RecipeParts:
     optimizer_options: Mapping[str, Any]
     schedule_options: Mapping[str, Any]
 
-    def make_optimizer(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        """The recipe's optimizer over ``params``."""
+    def make_optimizer(
+        self, params: Iterable[torch.nn.Parameter], extra: Mapping[str, Any] | None = None
+    ) -> torch.optim.Optimizer:
+        """The recipe's optimizer over ``params``. ``extra`` options (what an execution mode
+        needs, such as ``capturable=True``) apply where the optimizer has them."""
         name = self.recipe.optimizer
-        factory = self.registry.get("optimizer", name).factory
+        registration = self.registry.get("optimizer", name)
+        options = dict(self.optimizer_options)
+        options.update((k, v) for k, v in (extra or {}).items() if k in registration.options)
         built = _call(
             self.registry,
             "optimizer",
             name,
-            functools.partial(factory, **self.optimizer_options),
+            functools.partial(registration.factory, **options),
             params,
             self.recipe.lr,
         )

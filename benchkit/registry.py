@@ -29,7 +29,17 @@ ENTRY_POINT_GROUP = "benchkit"
 DISABLE_ENV = "BENCHKIT_DISABLE_PLUGINS"
 #: What plugins register, in the order their hooks are called: losses, optimizers and
 #: schedules exist before any model names them in a recipe.
-KINDS = ("device", "precision", "loss", "optimizer", "schedule", "dataset", "model", "executor")
+KINDS = (
+    "device",
+    "precision",
+    "mode",
+    "loss",
+    "optimizer",
+    "schedule",
+    "dataset",
+    "model",
+    "executor",
+)
 PLURAL = {kind: "losses" if kind == "loss" else f"{kind}s" for kind in KINDS}
 HOOK_FOR_KIND = {kind: f"benchkit_register_{PLURAL[kind]}" for kind in KINDS}
 #: Kinds a recipe names, with the options a recipe sets on them.
@@ -39,11 +49,12 @@ RECIPE_KINDS = {
     "schedule": "schedule_options",
 }
 #: Kinds whose registrations take ``options=`` (suites, recipes or the command line set them).
-_WITH_OPTIONS = {"dataset", "model", "loss", "optimizer", "schedule", "executor"}
+_WITH_OPTIONS = {"dataset", "model", "loss", "optimizer", "schedule", "mode", "executor"}
 #: What each kind's factory is called with, for the messages about a wrong factory.
 FACTORY_SIGNATURE = {
     "device": "factory(index) -> benchkit.Device",
     "precision": "factory() -> benchkit.Precision",
+    "mode": "factory(options) -> benchkit.Mode",
     "loss": "factory(**options) -> a callable (prediction, target) -> scalar tensor",
     "optimizer": "factory(params, lr, **options) -> torch.optim.Optimizer",
     "schedule": "factory(optimizer, epochs, **options) -> a scheduler with step()",

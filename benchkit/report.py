@@ -9,8 +9,9 @@ curves per workload; the rollout of workloads that record one (``series.csv`` se
 ``NAME_actual``/``NAME_predicted``, or a ``rollout.csv`` with ``run_id, step, actual,
 predicted``); epochs to the target per precision; throughput CPU vs GPU; peak memory; the
 sources' printed figures beside benchkit's (``references.csv``, also drawn over the loss
-curves); and the claim verdicts of sets that have a ``claims.csv``. A figure that cannot be
-drawn is left out with a line saying why.
+curves); the roofline of throughput sets (:mod:`benchkit.roofline_plot`); and the claim
+verdicts of sets that have a ``claims.csv``. A figure that cannot be drawn is left out with a
+line saying why.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from matplotlib.figure import Figure
 from benchkit import plots
 from benchkit.errors import BenchkitError
 from benchkit.resultset import ResultSet
+from benchkit.roofline_plot import roofline
 
 _CLAIM_COLUMNS = [
     "claim",
@@ -276,6 +278,18 @@ SECTIONS: tuple[SectionSpec, ...] = (
         ),
     ),
     SectionSpec(
+        "Roofline",
+        _one(
+            roofline,
+            "roofline.png",
+            "Roofline per device: each measured step against its dtype's peak FLOP/s and the "
+            "memory bandwidth times its arithmetic intensity (benchkit/roofline.py); far below "
+            "both roofs is bound by overhead",
+            "no finished throughput row has FLOPs, bytes and peaks",
+        ),
+        shown=lambda inputs: "arithmetic_intensity" in inputs.results,
+    ),
+    SectionSpec(
         "The sources' figures against benchkit's",
         _no_figures,
         tables=_reference_tables,
@@ -354,6 +368,10 @@ def _sets_section(result_sets: list[ResultSet]) -> Section:
 def _set_summary(rs: ResultSet) -> str:
     """The terminal summary ``benchkit run`` printed for this kind of result set."""
     suite_kind = rs.meta.get("kind", "convergence")
+    if suite_kind == "profile":
+        from benchkit.profiling import profile_summary
+
+        return profile_summary(rs.rows)
     if suite_kind == "throughput" or "step_median_seconds" in rs.rows:
         from benchkit.summary import throughput_summary
 

@@ -47,7 +47,9 @@ from benchkit.run_result import RunResult, epoch_throughputs
 
 SCHEMA_VERSION = 1
 
-KEY_COLUMNS = ["model", "dataset", "precision", "device", "seed", "variant"]
+KEY_COLUMNS = ["model", "dataset", "precision", "device", "seed", "variant", "mode"]
+#: What a key column holds in a result set written before it existed.
+KEY_DEFAULTS = {"mode": "eager"}
 #: Where a run ran and the fingerprint of the process that ran it (benchkit.executors): labels
 #: for compare, never metrics. ``env_*`` override run.json's environment for their row.
 PLACEMENT_COLUMNS = [
@@ -76,6 +78,7 @@ RESULT_COLUMNS = [
     "device_name",
     "seed",
     "variant",
+    "mode",
     "status",
     "status_detail",
     "diverged_epoch",
@@ -89,6 +92,7 @@ RESULT_COLUMNS = [
     "converged_epoch",
     "zero_loss_epoch",
     "train_seconds",
+    "mode_setup_seconds",
     "time_to_target_seconds",
     "samples_per_second",
     "samples_per_second_iqr",
@@ -128,6 +132,14 @@ THROUGHPUT_COLUMNS = [
     "peak_flops_per_second",
     "peak_fraction",
     "matmul_dtype",
+    # the mode's one-off work, how the step was timed, and the roofline (benchkit.roofline)
+    "mode_setup_seconds",
+    "calls_per_block",
+    "bytes_per_call",
+    "arithmetic_intensity",
+    "memory_bandwidth_bytes_per_second",
+    "bound",
+    "peak_note",
 ]
 MEMORY_COLUMNS = [*MEASUREMENT_COLUMNS, "peak_memory_bytes", "method"]
 #: Columns that hold words; every other column of a results table holds numbers.
@@ -154,6 +166,10 @@ TEXT_COLUMNS = (
     "flops_method",
     "matmul_dtype",
     "method",
+    "mode",
+    "bound",
+    "peak_note",
+    "top_operators",
 )
 #: Columns known to hold numbers: a cell there that is not one is an unreadable value.
 NUMERIC_COLUMNS = frozenset(
@@ -1270,6 +1286,10 @@ def _load_folder(folder: Path) -> ResultSet:
         )
     results_path = folder / "results.csv"
     rows, bad = _read_table(results_path)
+    for column, value in KEY_DEFAULTS.items():
+        if column not in rows.columns:  # written before the column existed
+            at = list(rows.columns).index("variant") + 1 if "variant" in rows else len(rows.columns)
+            rows.insert(at, column, value)
     missing = [c for c in ["run_id", *KEY_COLUMNS, "status"] if c not in rows.columns]
     if missing:
         raise BenchkitError(

@@ -24,6 +24,7 @@ class RunResult:
     device: str
     seed: int
     variant: str = ""
+    mode: str = "eager"  # how each step ran (benchkit.mode)
     device_name: str = ""
     status: str = "ok"
     status_detail: str = ""
@@ -38,6 +39,7 @@ class RunResult:
     converged_epoch: int | None = None
     zero_loss_epoch: int | None = None
     train_seconds: float | None = None
+    mode_setup_seconds: float | None = None  # the mode's one-off work, not in train_seconds
     time_to_target_seconds: float | None = None
     samples_per_second: float | None = None
     samples_per_second_iqr: float | None = None

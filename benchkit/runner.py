@@ -33,11 +33,12 @@ import pandas as pd
 import torch
 
 from benchkit import threads
-from benchkit.cases import DeviceCache, prepare
+from benchkit.cases import DeviceCache, build_mode, limit_reason, prepare
 from benchkit.device import Device
 from benchkit.environment import stamp_run
 from benchkit.errors import BenchkitError, PluginError, describe_exception
 from benchkit.interrupts import Interrupted, deferred, handle_interrupts
+from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.recipe_parts import resolve_recipe
 from benchkit.registry import Registry, call_factory, call_plugin
@@ -128,12 +129,14 @@ class RunOptions:
     max_time: float | None = None
     #: a batch-size sweep replacing the suite's (``None`` in it: the recipe's own)
     batch_sizes: list[int | None] | None = None
-    #: the command line's filters (models, datasets, precisions, devices, seeds)
+    #: the command line's filters (models, datasets, precisions, devices, seeds, modes)
     filters: dict[str, Sequence[Any]] = field(default_factory=dict)
     #: the thread policy's decision (:func:`apply_thread_policy`); made by run_suite if None
     thread_choice: threads.ThreadChoice | None = None
     #: where warnings go (one line each); stderr by default
     warn: Callable[[str], None] = warn
+    #: throughput suites: show pytest's tracebacks of failing cases (else one line each)
+    debug: bool = False
 
 
 def check_max_time(value: float | None, flag: str = "--max-time") -> None:
@@ -307,6 +310,7 @@ def _run_throughput(
             choice.threads,
             options.quiet,
             max_time,
+            options.debug,
         ),
     )
     crossover = crossover_table(frame)
@@ -452,8 +456,13 @@ def run_case(
             return _skip(
                 result, f"precision {case.precision} unsupported on {case.device}: {reason}"
             )
+        mode = build_mode(registry, case)
+        reason = mode.unsupported_reason(device, precision)
+        if reason:
+            where = f"{case.device} in {case.precision}"
+            return _skip(result, f"mode {case.mode} unsupported on {where}: {reason}")
         before = threads.read_cpu_times()
-        _measure(case, registry, device, precision, result, on_progress, deadline)
+        _measure(case, registry, device, precision, result, on_progress, deadline, mode)
         _assess_contention(result, before, threads.read_cpu_times())
     except PluginError as exc:  # a plugin's bug, named with its plugin and package
         result.status, result.status_detail = "error", describe_exception(exc)
@@ -463,6 +472,9 @@ def run_case(
         result.status, result.status_detail = "error", describe_exception(exc)
         result.input_error = True
     except Exception as exc:
+        limit = limit_reason(case, registry, devices, exc)
+        if limit:
+            return _skip(result, limit)
         result.status, result.status_detail = "error", describe_exception(exc)
     return result
 
@@ -477,6 +489,7 @@ def case_result(case: Case) -> RunResult:
         device=case.device,
         seed=case.seed,
         variant=case.variant,
+        mode=case.mode,
         target_loss=case.target_loss,
         optimizer=case.recipe.optimizer,
         lr=case.recipe.lr,
@@ -508,6 +521,7 @@ def _measure(
     result: RunResult,
     on_progress: ProgressFn | None,
     deadline: float | None = None,
+    mode: Mode | None = None,
 ) -> None:
     model_reg = registry.get("model", case.model)
     parts = resolve_recipe(case.recipe, registry)
@@ -525,12 +539,14 @@ def _measure(
         on_progress,
         recorders=[tracer] if tracer else (),
         deadline=deadline,
+        mode=mode,
     )
 
     result.curve = outcome.losses
     result.valid_curve = outcome.valid_losses
     result.lr_curve = outcome.lrs
     result.epoch_seconds = seconds = outcome.epoch_end_seconds
+    result.mode_setup_seconds = outcome.setup_seconds or None  # empty: no one-off work
     summarise_curve(result)
     if seconds:
         result.train_seconds = seconds[-1]
@@ -617,6 +633,7 @@ def _explain_divergence(case: Case, registry: Registry, device: Device, result: 
             case.seed,
             recorders=[watch],
             epochs=epoch + 1,
+            mode=build_mode(registry, case),
         )
     except Exception as exc:  # the explanation is a bonus; never lose the result over it
         parts.append(f"replay failed: {describe_exception(exc)}")

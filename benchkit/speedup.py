@@ -9,7 +9,7 @@ import pandas as pd
 
 from benchkit.errors import BenchkitError
 
-_KEYS = ["model", "dataset", "precision", "seed", "variant", "kind"]
+_KEYS = ["model", "dataset", "precision", "mode", "seed", "variant", "kind"]
 
 
 def speedup_table(frame: pd.DataFrame, baseline: str = "cpu") -> pd.DataFrame:

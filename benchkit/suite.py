@@ -9,6 +9,7 @@ A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.
     devices = ["cpu", "cuda", "mps"]
     precisions = ["fp32", "fp16", "bf16"]
     seeds = [0, 1, 2]
+    modes = ["eager"]             # how each step runs: eager (default), compile, cudagraphs
 
     [[cases]]
     model = "single_neuron"
@@ -17,8 +18,9 @@ A suite is a TOML file (``suite.toml`` in a folder under ``suites/``, or any ``.
     recipe = { epochs = 300 }     # override any Recipe field
     options = {}                  # the dataset's options
     model_options = {}            # the model's options
-    # devices / precisions / seeds here override the matrix for this case
+    mode_options = { compile = { backend = "inductor" } }   # per mode, its options
     max_seconds = 60              # a run stops there with status timeout, keeping its curve
+    # devices / precisions / seeds / modes here override the matrix for this case
 
 Everything is checked against the loaded plugins before anything runs: an unknown key, a
 value of the wrong type, or a name no plugin registered is reported with the file, the key and
@@ -41,6 +43,7 @@ from typing import Any
 from benchkit.claims import Claim, parse_claim
 from benchkit.criteria import Criterion, parse_criterion
 from benchkit.errors import SuiteError
+from benchkit.mode import DEFAULT_MODE
 from benchkit.recipe_parts import recipe_problem
 from benchkit.references import Reference, parse_reference
 from benchkit.registry import RECIPE_KINDS, Registry
@@ -49,7 +52,7 @@ from benchkit.workload import Recipe
 SUITE_FILE = "suite.toml"
 _TOP_KEYS = {"suite", "matrix", "cases", "claims", "references", "compare"}  # compare.py
 _SUITE_KEYS = {"name", "description", "criteria", "kind"}
-_MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes"}
+_MATRIX_KEYS = {"devices", "precisions", "seeds", "batch_sizes", "modes"}
 #: What ``benchkit run`` does with a suite: train (convergence), run its pytest-benchmark
 #: tests (throughput), or measure each case's peak memory in a fresh process (memory).
 SUITE_KINDS = ("convergence", "throughput", "memory")
@@ -60,6 +63,7 @@ _CASE_KEYS = _MATRIX_KEYS | {
     "recipe",
     "options",
     "model_options",
+    "mode_options",
     "criteria",
     "trace",
     "max_seconds",
@@ -98,12 +102,17 @@ class Case:
     batch: int | None = None  # from a batch_sizes axis; None: the recipe's own
     tag: str = ""  # set only when two cases of a suite would otherwise share a run_id
     max_seconds: float | None = None  # a run stops there with status timeout
+    mode: str = DEFAULT_MODE  # how each step runs (eager, compile, cudagraphs …)
+    mode_options: dict[str, Any] = field(default_factory=dict)  # the mode's own options
 
     @property
     def base_id(self) -> str:
-        """model/dataset/precision/device/seedN, and /batchN from a batch-size sweep."""
+        """model/dataset/precision/device/seedN, /batchN from a batch-size sweep, and /MODE
+        for any mode but eager (so eager runs keep the ids they had before modes existed)."""
         base = f"{self.model}/{self.dataset}/{self.precision}/{self.device}/seed{self.seed}"
-        return base if self.batch is None else f"{base}/batch{self.batch}"
+        if self.batch is not None:
+            base = f"{base}/batch{self.batch}"
+        return base if self.mode == DEFAULT_MODE else f"{base}/{self.mode}"
 
     @property
     def run_id(self) -> str:
@@ -393,6 +402,8 @@ class CaseSpec:
     ``overrides`` are the case's own recipe, options and model options as the file wrote
     them (they make the run's ``variant``); ``options`` and ``model_options`` are merged with
     the plugins' defaults. ``batches`` holds ``None`` for the recipe's own batch size.
+    ``mode_options`` holds each mode's options merged with its defaults, ``given_mode_options``
+    those the file wrote (a mode's own are part of its runs' ``variant``).
     """
 
     where: str
@@ -410,6 +421,9 @@ class CaseSpec:
     seeds: list[int]
     batches: list[int | None]
     max_seconds: float | None = None
+    modes: list[str] = field(default_factory=lambda: [DEFAULT_MODE])
+    mode_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    given_mode_options: dict[str, Any] = field(default_factory=dict)
 
 
 def validate_case(
@@ -489,6 +503,11 @@ def validate_case(
     devices = [check.device(d, dkey) for d in devices]
     precisions = [check.choice("precision", p, pkey) for p in precisions]
     seeds = [check.typed(s, (int,), skey) for s in seeds]
+    modes, mode_options = _modes(check, raw, top.matrix, where)
+    if trace and any(m != DEFAULT_MODE for m in modes):
+        raise check.fail(
+            f"{where}.trace", f"a trace records every step as written: run it in {DEFAULT_MODE}"
+        )
     batches: list[int | None] = [None]
     if batch_sizes is not None:
         batches = list(batch_sizes)
@@ -520,18 +539,24 @@ def validate_case(
         seeds=seeds,
         batches=batches,
         max_seconds=max_seconds,
+        modes=modes,
+        mode_options=mode_options,
+        given_mode_options=dict(raw.get("mode_options", {})),
     )
 
 
 def expand_case(spec: CaseSpec, check: SuiteChecker, seen: set[tuple[str, str]]) -> list[Case]:
-    """Step 4: one :class:`Case` per batch size, device, precision and seed, in that order.
+    """Step 4: one :class:`Case` per batch size, mode, device, precision and seed, in that
+    order.
 
     :param seen: ``(base_id, variant)`` of the runs expanded so far; extended in place.
     :raises SuiteError: a run the suite already has (same ids, same overrides).
     """
     cases = []
-    for batch in spec.batches:
+    for batch, mode in itertools.product(spec.batches, spec.modes):
         sized = dict(spec.overrides, batch_size=batch) if batch is not None else spec.overrides
+        if mode in spec.given_mode_options:  # only this mode's own options tell it apart
+            sized = dict(sized, mode_options=spec.given_mode_options[mode])
         variant = json.dumps(sized, sort_keys=True) if sized else ""
         batch_recipe = spec.recipe if batch is None else replace(spec.recipe, batch_size=batch)
         for device, precision, seed in itertools.product(spec.devices, spec.precisions, spec.seeds):
@@ -550,6 +575,8 @@ def expand_case(spec: CaseSpec, check: SuiteChecker, seen: set[tuple[str, str]])
                 spec.trace,
                 batch,
                 max_seconds=spec.max_seconds,
+                mode=mode,
+                mode_options=spec.mode_options[mode],
             )
             if (case.base_id, variant) in seen:
                 raise check.fail(spec.where, f"run {case.base_id} appears twice in the suite")
@@ -611,6 +638,38 @@ def parse_references(
     return references
 
 
+def _modes(
+    check: SuiteChecker, raw: dict[str, Any], matrix: dict[str, Any], where: str
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """A case's modes (its own ``modes``, the matrix's, or eager) and each one's options: the
+    registered defaults updated by the case's ``mode_options = { MODE = { ... } }``."""
+    if "modes" in raw:
+        names, key = check.names(raw["modes"], f"{where}.modes"), f"{where}.modes"
+    elif "modes" in matrix:
+        names, key = check.names(matrix["modes"], "matrix.modes"), "matrix.modes"
+    else:  # eager needs no plugin: a registry without the built-in modes still runs suites
+        names, key = [DEFAULT_MODE], ""
+    modes = [check.choice("mode", m, key) if key else m for m in names]
+    given = check.typed(raw.get("mode_options", {}), (dict,), f"{where}.mode_options")
+    for name in given:
+        if name not in modes:
+            raise check.fail(
+                f"{where}.mode_options.{name}",
+                f"the case does not run in mode {name!r}; its modes: {', '.join(modes)}",
+            )
+    registered = check.registry.entries["mode"]
+    options = {
+        m: check.options(
+            given.get(m, {}),
+            dict(registered[m].options) if m in registered else {},
+            f"{where}.mode_options.{m}",
+            f"mode {m!r}",
+        )
+        for m in modes
+    }
+    return modes, options
+
+
 def _default_name(path: Path) -> str:
     return path.parent.name if path.name == SUITE_FILE else path.stem
 
@@ -652,6 +711,7 @@ def filter_cases(
     precisions: Iterable[str] = (),
     devices: Iterable[str] = (),
     seeds: Iterable[int] = (),
+    modes: Iterable[str] = (),
 ) -> list[Case]:
     """Narrow the suite's cases; a filter value the suite does not have is an error, and so
     are filters that have no run in common.
@@ -666,6 +726,7 @@ def filter_cases(
         ("--dataset", datasets, "dataset"),
         ("--precision", precisions, "precision"),
         ("--seeds", seeds, "seed"),
+        ("--mode", modes, "mode"),
     ):
         wanted = list(wanted)
         if not wanted:

@@ -58,18 +58,22 @@ def summary_table(results: pd.DataFrame) -> str:
         if c not in RESULT_COLUMNS and pd.api.types.is_numeric_dtype(results[c])
     ]
     rows = []
-    for key, group in ran.groupby(_GROUP, sort=False):
+    modes = "mode" in ran and set(ran["mode"].dropna()) - {"eager"}
+    by = [*_GROUP, "mode"] if modes else _GROUP  # a column only where a suite names modes
+    for key, group in ran.groupby(by, sort=False):
         group = group.sort_values("seed")
         metrics = [f"{c}={_num(group[c].median())}" for c in metric_cols if group[c].notna().any()]
+        one_off = {"mode setup s": _num(group["mode_setup_seconds"].median())} if modes else {}
         rows.append(
             {
-                **dict(zip(_GROUP, key, strict=True)),
+                **dict(zip(by, key, strict=True)),
                 "seeds": _per_seed(group["seed"]),
                 "status": _status(group),
                 "final loss": _num(group["final_loss"].median()),
                 "converged@": _per_seed(group["converged_epoch"]),
                 "zero@": _per_seed(group["zero_loss_epoch"]),
                 "train s": _num(group["train_seconds"].median()),
+                **one_off,
                 "samples/s": _num(group["samples_per_second"].median()),
                 "metrics (median)": " ".join(metrics),
             }
@@ -103,6 +107,11 @@ def trace_table(result: RunResult, max_rows: int = 40) -> str:
     return "\n".join(lines)
 
 
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column of ``frame``, empty where an older result set lacks it."""
+    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
+
+
 def throughput_summary(frame: pd.DataFrame) -> str:
     """The readable table printed after a throughput run."""
     if frame.empty:
@@ -116,6 +125,7 @@ def throughput_summary(frame: pd.DataFrame) -> str:
                 "dataset": ok["dataset"],
                 "kind": ok["kind"],
                 "precision": ok["precision"],
+                "mode": ok.get("mode", pd.Series("eager", index=ok.index)),
                 "device": ok["device"],
                 "batch": ok["batch_size"],
                 "median ms": (ok["step_median_seconds"] * 1e3).map(lambda v: f"{v:.3g}"),
@@ -123,9 +133,15 @@ def throughput_summary(frame: pd.DataFrame) -> str:
                 "samples/s": ok["samples_per_second"].map(lambda v: f"{v:.3g}"),
                 "GFLOP/s": (ok["achieved_flops_per_second"] / 1e9).map(lambda v: f"{v:.3g}"),
                 "of peak": ok["peak_fraction"].map(lambda v: f"{v:.2%}" if pd.notna(v) else "-"),
+                "FLOP/B": _column(ok, "arithmetic_intensity").map(_num),
+                "bound": _column(ok, "bound").map(lambda v: v if isinstance(v, str) and v else "-"),
+                "setup s": _column(ok, "mode_setup_seconds").map(_num),
             }
         )
         lines.append(view.to_string(index=False))
+        noted = _column(ok, "peak_note").map(lambda v: isinstance(v, str) and v != "")
+        for _, row in ok[noted.astype(bool)].iterrows():
+            lines.append(f"note: {row['run_id']}: {row['peak_note']}")
     for _, row in frame[frame["status"] == "error"].iterrows():
         lines.append(f"error: {row['run_id']}: {row['status_detail']}")
     skipped = frame[frame["status"] == "skipped"]

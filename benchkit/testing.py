@@ -10,7 +10,7 @@ Functions, usable from any test::
 
 Fixtures: ``benchkit_registry`` (every installed plugin, as ``benchkit run`` sees them),
 ``benchkit_isolated`` (a factory: ``benchkit_isolated(my_plugin)`` → a registry holding only
-that plugin plus the built-in devices and precisions) and ``benchkit_check_plugin``
+that plugin plus the built-in devices, precisions and modes) and ``benchkit_check_plugin``
 (:func:`check_plugin`, for tests that take their helpers as fixtures).
 
 The guide for plugin authors is ``docs/writing-plugins.md``.
@@ -42,15 +42,15 @@ from benchkit.run_result import RunResult
 from benchkit.runner import run_case
 from benchkit.suite import Case
 
-#: Built-in plugins every isolated registry gets, so that ``cpu``, ``fp32`` and the built-in
-#: losses, optimizers and schedules exist.
-BUILTIN_BASICS = ("devices", "precisions", "losses", "optimizers", "schedules")
+#: Built-in plugins every isolated registry gets, so that ``cpu``, ``fp32``, ``eager`` and the
+#: built-in losses, optimizers and schedules exist.
+BUILTIN_BASICS = ("devices", "precisions", "modes", "losses", "optimizers", "schedules")
 
 
 def isolated_registry(*plugins: object, builtins: bool = True) -> Registry:
     """A registry with only ``plugins`` (modules or objects with hook functions) loaded, plus
-    the built-in devices, precisions, losses, optimizers and schedules unless ``builtins`` is
-    false. Load failures are
+    the built-in devices, precisions, modes, losses, optimizers and schedules unless
+    ``builtins`` is false. Load failures are
     recorded on the registry exactly as ``benchkit plugins`` would show them. A plugin is
     named after its module (``my_package.plugin``) or, for an object, its class; a string
     names an installed plugin (``"single_neuron"``: an entry point of the ``benchkit``
@@ -101,8 +101,11 @@ def run_quick(
     options: dict[str, Any] | None = None,
     model_options: dict[str, Any] | None = None,
     recipe: dict[str, Any] | None = None,
+    mode: str = "eager",
+    mode_options: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run one model on one dataset for a few epochs, as the runner would in a suite. The run
+    """Run one model on one dataset for a few epochs, as the runner would in a suite
+    (``mode`` and its ``mode_options`` say how each step runs: eager, compile …). The run
     never raises for a problem of its own: check ``status`` with :func:`assert_ok`, which
     shows ``status_detail`` when it is not ``ok``."""
     model_reg = registry.get("model", model)
@@ -121,8 +124,15 @@ def run_quick(
         target_loss=target_loss,
         options={**registry.get("dataset", dataset).options, **(options or {})},
         model_options={**model_reg.options, **(model_options or {})},
+        mode=mode,
+        mode_options=_mode_options(registry, mode, mode_options),
     )
     return run_case(case, registry, DeviceCache(registry))
+
+
+def _mode_options(registry: Registry, mode: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    registered = registry.entries["mode"].get(mode)
+    return {**(registered.options if registered else {}), **(given or {})}
 
 
 def check_plugin(
@@ -147,8 +157,8 @@ def check_plugin(
       (``nn.Linear(1, 1)`` regressing 16 points) with its default options on the CPU, ending
       ``ok``; a loss the reference cannot use (one for class indices) is checked by
       registering a model whose recipe names it;
-    - each precision trains a reference model (``nn.Linear(1, 1)`` on 16 points) on the CPU,
-      ending ``ok`` or ``skipped`` with the precision's reason;
+    - each precision and each mode trains a reference model (``nn.Linear(1, 1)`` on 16
+      points) on the CPU, ending ``ok`` or ``skipped`` with the precision's or mode's reason;
     - each device is built with no index; one that says it is unavailable is ``skipped`` with
       its reason, one that is present trains the reference model in fp32.
 
@@ -211,7 +221,7 @@ def check_plugin(
         for name in mine[kind]
         if (kind, name) not in used
     ]
-    if mine["device"] or mine["precision"] or parts:
+    if mine["device"] or mine["precision"] or mine["mode"] or parts:
         reference = isolated_registry(plugin, *with_plugins, _ReferenceWorkload())
         for precision in mine["precision"]:
             result = run_quick(reference, *_REFERENCE, epochs=epochs, precision=precision)
@@ -224,6 +234,9 @@ def check_plugin(
                 "needs another kind of model)"
             )
             results.append(_require(result, ("ok",), what))
+        for mode in mine["mode"]:
+            result = run_quick(reference, *_REFERENCE, epochs=epochs, mode=mode)
+            results.append(_require(result, ("ok", "skipped")))
         for device in mine["device"]:
             results.append(_check_device(reference, device, epochs))
     return results

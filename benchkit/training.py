@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from benchkit.device import Device
+from benchkit.mode import Mode
 from benchkit.precision import Precision
 from benchkit.recipe_parts import RecipeParts
 from benchkit.workload import Data, Split
@@ -179,7 +180,8 @@ class _Curve:
 @dataclass
 class TrainOutcome:
     """What the loop observed. ``epoch_end_seconds[i]`` is the time from the start of training
-    to the end of epoch ``i``, on the device's own clock."""
+    to the end of epoch ``i``, on the device's own clock, without the mode's one-off work
+    (compiling, capturing), which is ``setup_seconds``."""
 
     losses: list[float] = field(default_factory=list)
     valid_losses: list[float] = field(default_factory=list)
@@ -187,6 +189,7 @@ class TrainOutcome:
     diverged_epoch: int | None = None
     #: the learning rate each epoch ran with; empty when the recipe has no schedule
     lrs: list[float] = field(default_factory=list)
+    setup_seconds: float = 0.0
     #: the loop stopped at its deadline before the last epoch
     timed_out: bool = False
 
@@ -238,6 +241,7 @@ def train(
     recorders: Sequence[EpochRecorder] = (),
     epochs: int | None = None,
     deadline: float | None = None,
+    mode: Mode | None = None,
 ) -> TrainOutcome:
     """Train ``model`` for ``recipe.epochs`` epochs with the recipe's resolved ``parts``;
     ``data`` is already on the device.
@@ -252,13 +256,16 @@ def train(
     schedule still spans the recipe's, so a shortened replay follows the same rates).
     ``deadline`` (a ``time.perf_counter()`` value) stops the loop after the first epoch that
     ends past it, with ``timed_out`` set; the check reuses the clock reading the loop takes
-    anyway, so it costs one comparison an epoch.
+    anyway, so it costs one comparison an epoch. ``mode`` (eager when ``None``) executes each
+    step, the full-batch validation inside it included; minibatch validation after the epoch
+    runs as written.
     """
     recipe = parts.recipe
     epochs = recipe.epochs if epochs is None else epochs
     stop_at = math.inf if deadline is None else deadline
+    mode = mode or Mode()
     loss_fn = parts.loss
-    optimizer = parts.make_optimizer(model.parameters())
+    optimizer = parts.make_optimizer(model.parameters(), mode.optimizer_options(recipe.optimizer))
     schedule = parts.make_schedule(optimizer)
     train_split, valid_split = data.train, data.valid
     n = len(train_split)
@@ -266,12 +273,36 @@ def train(
     starts = range(0, n, batch)
     acc_dtype = device.accumulate_dtype
     generator = _generator(device, seed) if recipe.shuffle and batch < n else None
+    full_batch = batch == n
+    watch_prediction = tuple(recorders) if full_batch else ()
+    validate_in_step = full_batch and valid_split is not None
+
+    def step(
+        inputs: tuple[torch.Tensor, ...], target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward, loss, backward and update on one batch: the loss, detached, and on a
+        full-batch epoch the validation loss of the same parameters, before the update."""
+        with precision.autocast(device):
+            prediction = model(*inputs)
+            loss = loss_fn(prediction, target)
+        valid = None
+        if validate_in_step:  # the parameters of this epoch's training loss
+            model.eval()
+            valid = split_loss(model, valid_split, parts, precision, device)
+        for recorder in watch_prediction:
+            recorder.before_step(model, prediction)
+        optimizer.zero_grad(set_to_none=True)
+        precision.backward_step(loss, optimizer)
+        return loss.detach(), valid
+
+    run_step = mode.wrap(step, device)
 
     out = TrainOutcome()
     curve = _Curve(device, acc_dtype)
     checked = 0  # epochs whose loss has been checked for divergence
     device.synchronize()
     marks = [device.mark()]
+    setup = []  # the mode's one-off seconds by the end of each epoch, taken out of its time
     last_read = time.perf_counter()
 
     for epoch in range(epochs):
@@ -281,17 +312,7 @@ def train(
             out.lrs.append(schedule.lr())
         valid_loss = None
         if batch == n:
-            with precision.autocast(device):
-                prediction = model(*train_split.inputs)
-                loss = loss_fn(prediction, train_split.target)
-            if valid_split is not None:  # the parameters of this epoch's training loss
-                model.eval()
-                valid_loss = split_loss(model, valid_split, parts, precision, device)
-            for recorder in recorders:
-                recorder.before_step(model, prediction)
-            optimizer.zero_grad(set_to_none=True)
-            precision.backward_step(loss, optimizer)
-            epoch_loss = loss.detach()
+            epoch_loss, valid_loss = run_step(train_split.inputs, train_split.target)
         else:
             order = (
                 torch.randperm(n, generator=generator, device=generator.device)
@@ -307,11 +328,7 @@ def train(
                     idx = order[start : start + batch]
                     inputs = tuple(t[idx] for t in train_split.inputs)
                     target = train_split.target[idx]
-                with precision.autocast(device):
-                    loss = loss_fn(model(*inputs), target)
-                optimizer.zero_grad(set_to_none=True)
-                precision.backward_step(loss, optimizer)
-                total += loss.detach()
+                total += run_step(inputs, target)[0]
             epoch_loss = total / len(starts)
         for recorder in recorders:
             recorder.after_step(model)
@@ -322,6 +339,7 @@ def train(
             valid_loss = split_loss(model, valid_split, parts, precision, device)
         curve.add(epoch_loss, valid_loss)
         marks.append(device.mark())
+        setup.append(mode.setup_seconds)
 
         last_epoch = epoch == epochs - 1
         now = time.perf_counter()
@@ -344,6 +362,7 @@ def train(
                 del curve.losses[bad + 1 :]
                 del curve.valid[bad + 1 :]
                 del marks[bad + 2 :]
+                del setup[bad + 1 :]
                 del out.lrs[bad + 1 :]
                 break
             if on_progress is not None:
@@ -354,5 +373,8 @@ def train(
 
     device.synchronize()
     out.losses, out.valid_losses = curve.losses, curve.valid
-    out.epoch_end_seconds = [device.seconds_between(marks[0], m) for m in marks[1:]]
+    out.epoch_end_seconds = [
+        device.seconds_between(marks[0], m) - s for m, s in zip(marks[1:], setup, strict=True)
+    ]
+    out.setup_seconds = mode.setup_seconds
     return out

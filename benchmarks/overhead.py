@@ -136,10 +136,17 @@ def main() -> None:
         f"(curve and series rows appended and flushed, results.csv and run.json replaced; "
         f"{folder})"
     )
+    # Each round's two sides ran back to back, so the ratio within a round cancels the slow
+    # drift of a shared machine; the median over rounds is the figure held to the target.
+    paired_loop = statistics.median(k / b for k, b in zip(kit_train, bare_loop_s, strict=True))
+    paired_call = statistics.median(k / b for k, b in zip(kit, bare, strict=True))
     print(
         f"  ratio benchkit / bare  whole call {med_kit / med_bare:.3f} (median), "
-        f"{min(kit) / min(bare):.3f} (min); training loop {loop_kit / loop_bare:.3f}   "
-        "target <= 1.03"
+        f"{min(kit) / min(bare):.3f} (min); training loop {loop_kit / loop_bare:.3f}"
+    )
+    print(
+        f"  paired per round       whole call {paired_call:.3f}, training loop "
+        f"{paired_loop:.3f} (median of the rounds' ratios)   target: training loop <= 1.03"
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 # First: under mutation testing, benchkit_plugins must be the mutated copy (see the module).
 import _mutation_paths  # noqa: F401
 import benchkit_plugins.single_neuron as single_neuron
@@ -17,6 +20,9 @@ from benchkit.testing import isolated_registry
 # One thread: tiny models gain nothing from more, and a second busy process on a 2-core
 # machine makes multi-threaded torch spin-wait and run many times slower.
 torch.set_num_threads(1)
+# Peak FLOP/s and bandwidth are cached per machine (benchkit/peaks.py): the tests keep theirs
+# in a folder of their own (measured once per session), never in the user's ~/.cache.
+os.environ.setdefault("BENCHKIT_CACHE_DIR", tempfile.mkdtemp(prefix="benchkit-test-cache-"))
 
 
 _REAL_LOAD = {

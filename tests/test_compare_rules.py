@@ -39,6 +39,7 @@ def run(seed: int = 0, precision: str = "fp32", model: str = "m", **values) -> d
         "device": "cpu",
         "seed": str(seed),
         "variant": "",
+        "mode": "eager",
         "device_name": "Xeon",
         "status": "ok",
         "status_detail": "",
@@ -730,7 +731,8 @@ def test_no_row_in_common():
         judge([run(final_loss=0.1)], [run(seed=7, final_loss=0.1), run(seed=8, final_loss=0.1)])
     assert str(err.value) == (
         "no rows in common between base (1 rows, e.g. m/d/fp32/cpu/seed0) and new (2 rows, e.g. "
-        "m/d/fp32/cpu/seed7); rows match on model, dataset, precision, device, seed, variant"
+        "m/d/fp32/cpu/seed7); rows match on model, dataset, precision, device, seed, variant, "
+        "mode"
     )
 
 

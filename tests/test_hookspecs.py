@@ -34,6 +34,7 @@ def test_there_is_a_hook_per_kind():
         "benchkit_register_executors",
         "benchkit_register_losses",
         "benchkit_register_models",
+        "benchkit_register_modes",
         "benchkit_register_optimizers",
         "benchkit_register_precisions",
         "benchkit_register_schedules",

@@ -148,6 +148,15 @@ def test_the_precisions_example_trains_in_float16_and_reports_its_stat():
     assert result.metrics["static_scale_overflows"] == 0
 
 
+def test_the_modes_example_runs_every_step_under_anomaly_detection():
+    plugin = example_plugin("benchkit_register_modes")
+    (result,) = check_plugin(plugin, epochs=3)
+    assert (result.model, result.mode, result.status) == ("benchkit_check_linear", "anomaly", "ok")
+    assert result.mode_setup_seconds is None  # no one-off work
+    registration = isolated_registry(plugin).get("mode", "anomaly")
+    assert registration.options == {"check_nan": True}
+
+
 def test_the_datasets_example_builds_with_the_suites_options():
     plugin = example_plugin("benchkit_register_datasets")
     assert check_plugin(plugin) == []  # no model fits it: built once, nothing to train
@@ -251,7 +260,8 @@ def test_the_1_1_example_plugin_passes_the_author_checks(monkeypatch):
 
         results = check_plugin(plugin, epochs=3, with_plugins=["single_neuron"])
         assert_ok(*results)
-        assert plugin.benchkit_api == "1.1"  # what it needs; this benchkit has at least that
+        assert plugin.benchkit_api == "1.1"
+        assert benchkit.API_VERSION == "1.2"
     finally:
         for module in [m for m in sys.modules if m.startswith("benchkit_example_plugin_1_1")]:
             del sys.modules[module]

@@ -25,8 +25,9 @@ VERSION = benchkit.__version__
 API = benchkit.API_VERSION
 HOOK_NAMES = (
     "the hooks are benchkit_register_devices, benchkit_register_precisions, "
-    "benchkit_register_losses, benchkit_register_optimizers, benchkit_register_schedules, "
-    "benchkit_register_datasets, benchkit_register_models, benchkit_register_executors"
+    "benchkit_register_modes, benchkit_register_losses, benchkit_register_optimizers, "
+    "benchkit_register_schedules, benchkit_register_datasets, benchkit_register_models, "
+    "benchkit_register_executors"
 )
 
 SUITE = """\

@@ -213,8 +213,9 @@ def test_a_misspelled_hook_name_fails_that_plugin_only():
     assert info.error == (
         "unknown hook 'benchkit_register_model' (did you mean benchkit_register_models?); "
         "the hooks are benchkit_register_devices, benchkit_register_precisions, "
-        "benchkit_register_losses, benchkit_register_optimizers, benchkit_register_schedules, "
-        "benchkit_register_datasets, benchkit_register_models, benchkit_register_executors"
+        "benchkit_register_modes, benchkit_register_losses, benchkit_register_optimizers, "
+        "benchkit_register_schedules, benchkit_register_datasets, benchkit_register_models, "
+        "benchkit_register_executors"
     )
     assert "typo_model" not in registry.names("model")
     assert registry.plugins["before"].status == "ok"
@@ -491,6 +492,7 @@ def test_isolated_registry_holds_one_plugin_plus_the_builtin_basics():
     assert set(registry.plugins) == {
         "devices",
         "precisions",
+        "modes",
         "losses",
         "optimizers",
         "schedules",

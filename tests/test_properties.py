@@ -229,6 +229,7 @@ rows = st.lists(
             "device": st.sampled_from(["cpu", "cuda"]),
             "seed": st.integers(0, 3),
             "variant": st.sampled_from(["", '{"recipe": {"lr": 0.1}}']),
+            "mode": st.sampled_from(["eager", "compile"]),
             "status": st.sampled_from(["ok", "diverged", "error", "skipped", "timeout", "?"]),
             "converged_epoch": cells,
             "final_loss": cells,

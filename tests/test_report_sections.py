@@ -24,6 +24,7 @@ def test_the_report_has_its_sections_in_order():
         "Convergence epochs by precision",
         "Throughput: CPU vs GPU",
         "Peak memory",
+        "Roofline",
         "The sources' figures against benchkit's",
         "Claim verdicts",
     ]

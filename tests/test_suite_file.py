@@ -186,14 +186,15 @@ SUITE_ERRORS = [
         "matrix-key",
         MATRIX + "seed = [1]\n" + LINE_CASE,
         "matrix.seed",
-        "unknown key; valid keys: batch_sizes, devices, precisions, seeds",
+        "unknown key; valid keys: batch_sizes, devices, modes, precisions, seeds",
     ),
     (
         "case-key",
         case("epoch = 3"),
         "cases[0].epoch",
-        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, max_seconds, model, "
-        "model_options, options, precisions, recipe, seeds, target_loss, trace",
+        "unknown key; valid keys: batch_sizes, criteria, dataset, devices, max_seconds, "
+        "mode_options, model, model_options, modes, options, precisions, recipe, seeds, "
+        "target_loss, trace",
     ),
     (
         "recipe-field",
