@@ -17,7 +17,9 @@ metric, a rule read from its name:
   1; gated only when the fingerprints match (timings from other hardware are reported) and
   no run of the workload was timed on a shared host (``timings_shared``, ``--share-hosts``);
 - ``memory``: relative threshold, ignoring changes below an absolute floor (32 MiB on the
-  CPU, whose figure is resident-set growth; 1 MiB elsewhere);
+  CPU, whose figure is resident-set growth; 1 MiB elsewhere). A CPU figure depends on the runs
+  its process made before, so it gates only where both runs were made by the ``benchkit``
+  process itself (in the suite's order), not on an executor's workers;
 - ``reference`` (``references.csv``, a source's printed figures): a figure that was
   ``reproduced`` and no longer is regressed; one that now is, improved.
 
@@ -806,10 +808,40 @@ def _row_findings(
         if reason and finding.verdict != "same":
             finding.verdict = "not-comparable"
             finding.note = f"not comparable: {reason}"
+        elif rule.kind == "memory" and gated:
+            history = _process_history_differs(b, n)
+            if history:
+                gated = False
+                finding.note = history
         finding.gated = gated
         finding.fails = _fails(finding.verdict, gated, rule.kind, options.strict)
         out.append(finding)
     return out
+
+
+def _process_history_differs(b: Mapping[str, Any], n: Mapping[str, Any]) -> str:
+    """Why a CPU memory figure of these two rows cannot gate, or ``""``.
+
+    On the CPU the figure is the growth of the process that ran the run, which depends on the
+    runs that process made before (what the allocator kept, libraries' first-use caches).
+    Runs made by the ``benchkit`` process itself follow the suite's order on both sides; a run
+    on an executor's worker followed whichever runs that worker was given.
+    """
+    if not str(b.get("device", "")).startswith("cpu"):
+        return ""
+    workers = [_text(row.get("worker")) for row in (b, n)]
+    if not any(workers):
+        return ""
+    where = " / ".join(f"worker {w}" if w else "the benchkit process" for w in workers)
+    return (
+        f"not gated: CPU memory is a process's growth, which depends on the runs it made "
+        f"before, and these ran in different processes' sequences ({where})"
+    )
+
+
+def _text(value: Any) -> str:
+    """A cell as text, empty for a missing one."""
+    return "" if _missing(value) else str(value)
 
 
 def _direction(rule: Rule, delta: float) -> str:

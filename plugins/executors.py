@@ -275,6 +275,11 @@ class DaskExecutor:
             "distributed.scheduler.allowed-failures": 0,
             # one task per single-threaded worker at a time: the rest wait at the scheduler
             "distributed.scheduler.worker-saturation": 1.0,
+            # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every
+            # freed tensor above 64 KiB back to the kernel and the next step faults its pages
+            # in again: a small model's step ran 1.7x slower (docs/scaling-out.md). None
+            # unsets it.
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
         }
         # Read whenever a worker dies (until close()): a restarted worker that imports torch
         # on a busy machine may need more than Dask's 15 s before the cluster gives it up.

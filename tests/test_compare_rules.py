@@ -406,6 +406,27 @@ def test_memory_of_a_diverged_run_or_a_missing_figure_is_not_compared():
     assert (zero.verdict, zero.change) == ("same", 0.0)
 
 
+@pytest.mark.parametrize(
+    ("workers", "device", "gated"),
+    [
+        (("", ""), "cpu", True),  # both made by the benchkit process, in the suite's order
+        (("", "0"), "cpu", False),  # serial against a Dask worker
+        (("1", "0"), "cpu", False),  # two workers, each after its own runs
+        (("0", "0"), "cpu", False),  # the same worker name: not the same runs before
+        (("", "0"), "cuda", True),  # the allocator's own peak: no history in it
+    ],
+)
+def test_cpu_memory_gates_only_between_runs_of_the_benchkit_process(workers, device, gated):
+    base = run(peak_memory_bytes=10 * MIB, worker=workers[0])
+    new = run(peak_memory_bytes=60 * MIB, worker=workers[1])
+    base["device"] = new["device"] = device
+    comparison = judge([base], [new], strict=True)
+    got = finding(comparison, "peak_memory_bytes")
+    assert (got.verdict, got.gated, got.fails) == ("regressed", gated, gated)
+    assert ("depends on the runs it made before" in got.note) is not gated
+    assert (comparison.exit_code == 0) is not gated
+
+
 def test_a_memory_threshold_override():
     base = run(peak_memory_bytes=100 * MIB)
     new = run(peak_memory_bytes=140 * MIB)

@@ -106,3 +106,34 @@ def test_a_probe_that_fails_is_an_error_with_its_reason(suite):
     result = measure(suite, "no/such/run/cpu/seed0", "train_step", plugins=("memprobe_plugin",))
     assert result.status == "error"
     assert result.detail == f"no/such/run/cpu/seed0 is not a case of {suite}"
+
+
+TRIMMED = """
+import torch
+from benchkit_plugins.devices import CpuDevice
+
+device = CpuDevice()
+chunks, pins = [], []
+for _ in range(512):  # 32 MiB in 64 KiB pieces from the heap, each held in place by a pin
+    chunks.append(torch.ones(16 * 1024))
+    pins.append(torch.ones(16))
+del chunks  # an earlier run's memory, freed in the middle of the heap
+device.reset_peak_memory()
+again = [torch.ones(16 * 1024) for _ in range(512)]
+print(device.peak_memory_bytes())
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not os.access("/proc/self/clear_refs", os.W_OK),
+    reason="the CPU figure is measured on Linux only",
+)
+def test_a_cpu_run_counts_memory_an_earlier_run_freed():
+    # Without handing freed heap pages back first, a run that reuses them grows the process
+    # less, and its figure depended on the runs before it (35 MiB in one order, 3 in another).
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", TRIMMED], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(out.split()[-1]) >= 30 * 2**20
