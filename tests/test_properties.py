@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _resultsets import shared_tiny_set
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from benchkit.cli import main
@@ -337,6 +337,8 @@ def tiny(tmp_path_factory):
 
 @SETTINGS
 @given(damage=st.lists(damages(), min_size=1, max_size=3))
+# found once by chance: an emptied series name was read as a float by the rollout reader
+@example(damage=[("cell", "series.csv", 0.875, "", b"")])
 def test_a_randomly_damaged_result_set_never_gives_a_traceback(tiny, damage, capsys):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "damaged"
