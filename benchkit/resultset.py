@@ -1469,8 +1469,8 @@ def _rollout(folder: Path) -> pd.DataFrame | None:
         value=pd.to_numeric(series["value"], errors="coerce"),
         step=pd.to_numeric(series["step"], errors="coerce"),
     ).dropna(subset=["step"])
-    # an empty cell is a missing name, not the text "nan" (pandas 3 keeps it missing)
-    names = series["series"].fillna("").astype(str)
+    # an empty cell is a missing name, not a float NaN (pandas 3 keeps it missing in astype)
+    names = series["series"].map(lambda v: v if isinstance(v, str) else "")
     parts = []
     for prefix in sorted({n.removesuffix("_predicted") for n in names if n.endswith("_predicted")}):
         both = series[names.isin([f"{prefix}_actual", f"{prefix}_predicted"])]

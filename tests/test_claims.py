@@ -252,7 +252,7 @@ def test_a_metric_column_claim_and_the_verdict_table():
     table = evaluate_claims([claim("<", metric="final_loss")], results(*OK2), pd.DataFrame())
     row = only_row(table)
     assert (row["verdict"], row["a_value"], row["b_value"]) == ("holds", 0.1, 0.2)
-    text = verdict_table(table.fillna(""))
+    text = verdict_table(table.astype(object).fillna(""))
     assert text.splitlines()[0] == 'c: "fp32 is slower than fp16"'
     assert "HOLDS" in text
 
@@ -523,7 +523,7 @@ def test_each_device_gets_its_own_verdict():
 def test_the_verdict_table_text():
     rows = pd.concat([results(*OK2), results(*OK2).assign(device="cuda")], ignore_index=True)
     table = evaluate_claims([claim("<", metric="final_loss")], rows, pd.DataFrame())
-    assert verdict_table(table.fillna("")) == "\n".join(
+    assert verdict_table(table.astype(object).fillna("")) == "\n".join(
         [
             'c: "fp32 is slower than fp16"',
             "  source: test",
@@ -535,7 +535,7 @@ def test_the_verdict_table_text():
         ]
     )
     sourceless = table.assign(source="", device="", criterion="loss == 0")
-    lines = verdict_table(sourceless.fillna("")).splitlines()
+    lines = verdict_table(sourceless.astype(object).fillna("")).splitlines()
     assert not any(line.startswith("  source") for line in lines)
     assert lines[2].startswith("           HOLDS  loss == 0: ")
 
