@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import benchkit
 from benchkit.errors import BenchkitError
+from benchkit.history import commands as history_commands
 
 if TYPE_CHECKING:
     from benchkit.registry import Registry
@@ -106,8 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(sub)
     _add_report_parser(sub)
     _add_baseline_parser(sub)
-    _add_history_parser(sub)
-    _add_ab_parser(sub)
+    history_commands.add_parsers(sub, _csv_list)
     for command in sub.choices.values():
         _add_debug(command)
     return parser
@@ -317,73 +317,6 @@ def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:
         )
 
 
-def _add_history_parser(sub: argparse._SubParsersAction) -> None:
-    history = sub.add_parser(
-        "history", help="record result sets by commit (add); a metric over commits, its steps"
-    )
-    verbs = history.add_subparsers(dest="history_command", required=True, metavar="VERB")
-    add = verbs.add_parser("add", help="record result sets in the history database")
-    add.add_argument("results", nargs="+", help="result set folders (or pytest-benchmark JSON)")
-    add.add_argument("--commit", help="record under this commit (sets made outside git)")
-    add.add_argument("--repo", type=Path, help="git repository to ask for commit times")
-    show = verbs.add_parser(
-        "show", help="a metric over commits per workload and environment, with its steps"
-    )
-    show.add_argument("--metric", default="samples_per_second", help="(default: %(default)s)")
-    for flag in ("--model", "--dataset", "--precision", "--device"):
-        show.add_argument(flag, type=_csv_list, default=[], help="only these, comma-separated")
-    show.add_argument("--suite", help="only this suite (its name)")
-    show.add_argument("--include-dirty", action="store_true", help="sets from dirty trees too")
-    show.add_argument("--out", type=Path, help="folder for history.md/.html and the PNGs")
-    show.add_argument("--format", choices=("table", "markdown"), default="table")
-    for verb in (add, show):
-        verb.add_argument(
-            "--db",
-            type=Path,
-            help="database (default: $BENCHKIT_HISTORY or results/history.sqlite)",
-        )
-
-
-def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
-    ab = sub.add_parser(
-        "ab",
-        help="run two revisions interleaved on this machine; exit 1 if HEAD regressed",
-        description="Check out BASE and HEAD into temporary worktrees, run SUITE alternately "
-        "for --rounds rounds (`benchkit run --threads 1` of each revision) and compare the "
-        "per-round ratios. Exit 0: no regression; 1: a regression; 2: bad input. See "
-        "docs/history.md.",
-    )
-    ab.add_argument("base", help="the revision to compare against (origin/main, a hash)")
-    ab.add_argument("head", help="the revision to judge (HEAD)")
-    ab.add_argument("suite", help="suite folder or .toml file (inside the repo: each side's)")
-    for flag in ("--model", "--dataset", "--precision", "--device"):
-        ab.add_argument(flag, type=_csv_list, default=[], help="only these, comma-separated")
-    ab.add_argument("--seeds", help="only these seeds: 0,1,2 or 0-2")
-    ab.add_argument(
-        "--rounds", type=int, default=6, help="rounds (default 6; 6 or more for a 95 %% interval)"
-    )
-    ab.add_argument(
-        "--metric", type=_csv_list, default=[], help="timings to pair (default samples_per_second)"
-    )
-    ab.add_argument(
-        "--threshold",
-        action="append",
-        default=[],
-        metavar="METRIC=VALUE",
-        help="as for compare; repeatable",
-    )
-    ab.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    ab.add_argument("--out", type=Path, help="folder for the rounds (default results/ab-…)")
-    ab.add_argument(
-        "--env",
-        choices=("auto", "reuse", "venv"),
-        default="auto",
-        help="reuse this environment, or a venv per revision (default: auto)",
-    )
-    ab.add_argument("--torch", help="torch requirement for --env venv (default: this torch)")
-    ab.add_argument("--keep-worktrees", action="store_true", help="leave the checkouts")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``benchkit`` script; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -447,9 +380,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.command == "show":
         return _show(args)
     if args.command in ("history", "ab"):
-        from benchkit.history import commands
-
-        return commands.run(args)
+        return history_commands.run(args)
     return _plugins(args)
 
 
@@ -462,6 +393,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         ResultSetWriter,
         check_new_folder,
         new_result_folder,
+        read_resumable_meta,
         resume_problems,
     )
     from benchkit.runner import (
@@ -503,7 +435,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "--resume continues convergence and memory suites; a throughput suite is timed in "
             "one pytest session, so run it again into a new folder"
         )
-    old = _resumed_meta(args.resume) if args.resume else None
+    old = read_resumable_meta(args.resume) if args.resume else None
     threads = args.threads
     source = "--threads"
     if old is not None and threads is None:
@@ -575,46 +507,20 @@ def _executor(
     args: argparse.Namespace, registry: Registry, suite: Suite, sizes: list[int | None] | None
 ) -> Executor:
     """The executor ``--executor`` names, with the options its flags set."""
-    from benchkit.executors import ExecutorContext, build_executor
+    from benchkit.executors import ExecutorContext, build_executor, option_values
 
-    options = _option_values(args.executor_option)
+    options = option_values(args.executor_option)
     options.update(
         (key, getattr(args, key)) for key in _EXECUTOR_OPTIONS if getattr(args, key) is not None
     )
-    if args.executor != "serial" and suite.kind != "convergence":
-        raise BenchkitError(
-            f"--executor {args.executor} runs convergence suites; {suite.name} is a "
-            f"{suite.kind} suite, whose measurements need the machine to themselves: run it "
-            "without --executor"
-        )
     context = ExecutorContext(suite, args.threads, sizes, args.quiet)
     return build_executor(registry, args.executor, options, context)
 
 
-def _option_values(items: Sequence[str]) -> dict[str, object]:
-    """``["seed=3", "label='x'"]`` → ``{"seed": 3, "label": "x"}``: each value read as TOML,
-    a bare word as text."""
-    import tomllib
-
-    options: dict[str, object] = {}
-    for item in items:
-        key, eq, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not eq or not key.isidentifier():
-            raise BenchkitError(f"--executor-option {item!r}: write KEY=VALUE, e.g. retries=1")
-        try:
-            options[key] = tomllib.loads(f"v = {text.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            options[key] = text.strip()
-    return options
-
-
 def _profile(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchkit.cases import DeviceCache
-    from benchkit.profiling import profile_summary, run_profile
+    from benchkit.profiling import profile_suite, profile_summary
     from benchkit.registry import load_registry
-    from benchkit.resultset import ResultSetWriter, new_result_folder
-    from benchkit.runner import suite_header
+    from benchkit.resultset import new_result_folder
     from benchkit.suite import filter_cases, parse_seeds, parse_suite
 
     kinds = ("train_step", "inference")
@@ -641,45 +547,12 @@ def _profile(args: argparse.Namespace, argv: list[str]) -> int:
         modes=args.mode,
     )
     out = new_result_folder(args.out, f"profile-{suite.name}")
-    devices = DeviceCache(registry)
-    header = {**suite_header(suite, registry, devices, argv), "kind": "profile"}
-    writer = ResultSetWriter(out, header)
-    interrupted = False
-    try:
-        frame = run_profile(
-            cases, registry, devices, writer, args.kind, args.steps, args.trace, args.quiet
-        )
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        writer.set_environment("devices", devices.environment())
-        writer.close(interrupted=interrupted)
+    frame = profile_suite(
+        suite, cases, registry, out, argv, args.kind, args.steps, args.trace, args.quiet
+    )
     print(f"\nprofile of {suite.name}: {len(frame)} cases → {out}")
     print(profile_summary(frame))
     return EXIT_RUN_ERROR if (frame["status"] == "error").any() else EXIT_OK
-
-
-def _resumed_meta(folder: Path) -> dict:
-    """``run.json`` of the set ``--resume`` names.
-
-    :raises BenchkitError: the folder is not a result set.
-    """
-    import json
-
-    path = folder / "run.json"
-    if not path.is_file():
-        raise BenchkitError(
-            f"--resume {folder}: not a result set (no run.json); pass the folder of an "
-            "interrupted `benchkit run`"
-        )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchkitError(f"{path}: cannot read: {exc}") from None
-    if not isinstance(meta, dict):
-        raise BenchkitError(f"{path}: expected a JSON object")
-    return meta
 
 
 def _plugins(args: argparse.Namespace) -> int:

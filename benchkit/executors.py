@@ -109,8 +109,15 @@ def build_executor(
 
     :raises BenchkitError: ``name`` is not registered (the error lists those that are), an
         option is one the executor does not take (named as its command-line flag, with the
-        executors that take it), or the factory refuses (a missing optional dependency).
+        executors that take it), the factory refuses (a missing optional dependency), or
+        an executor other than ``serial`` is asked to run a throughput or memory suite.
     """
+    suite = context.suite
+    if name != "serial" and suite.kind != "convergence":
+        raise BenchkitError(
+            f"--executor {name} runs convergence suites; {suite.name} is a {suite.kind} suite, "
+            "whose measurements need the machine to themselves: run it without --executor"
+        )
     builtin = name == "serial" and "serial" not in registry.names("executor")
     # the default works without the built-in plugin too (disabled, or an isolated registry)
     declared = {} if builtin else registry.get("executor", name).options
@@ -129,6 +136,24 @@ def build_executor(
     registration = registry.get("executor", name)
     merged = {**registration.options, **options}
     return call_plugin(registry, "executor", name, "", registration.factory, merged, context)
+
+
+def option_values(items: Sequence[str]) -> dict[str, object]:
+    """``--executor-option`` values: ``["seed=3", "label='x'"]`` → ``{"seed": 3, "label":
+    "x"}``, each value read as TOML, a bare word as text."""
+    import tomllib
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key.isidentifier():
+            raise BenchkitError(f"--executor-option {item!r}: write KEY=VALUE, e.g. retries=1")
+        try:
+            options[key] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = text.strip()
+    return options
 
 
 def executor_runs_here(executor: Executor) -> bool:

@@ -37,6 +37,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -48,7 +49,7 @@ from benchkit.errors import describe_exception
 from benchkit.peaks import device_peak
 from benchkit.registry import Registry
 from benchkit.resultset import MEASUREMENT_COLUMNS, ResultSetWriter
-from benchkit.suite import Case
+from benchkit.suite import Case, Suite
 
 STEP_RANGE = "benchkit.step"
 #: Operators whose own time is not arithmetic: views and metadata, allocation without
@@ -308,6 +309,35 @@ def _quiet_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def profile_suite(
+    suite: Suite,
+    cases: Sequence[Case],
+    registry: Registry,
+    out: Path,
+    argv: Sequence[str],
+    kinds: Sequence[str] = ("train_step",),
+    steps: int = 10,
+    trace: bool = False,
+    quiet: bool = False,
+) -> pd.DataFrame:
+    """``benchkit profile``: profile ``cases`` of ``suite`` into a new result set at ``out``
+    (``run.json`` kind ``profile``, closed as interrupted if a signal stops it)."""
+    from benchkit.runner import suite_header
+
+    devices = DeviceCache(registry)
+    header = {**suite_header(suite, registry, devices, list(argv)), "kind": "profile"}
+    writer = ResultSetWriter(out, header)
+    interrupted = False
+    try:
+        return run_profile(cases, registry, devices, writer, kinds, steps, trace, quiet)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        writer.set_environment("devices", devices.environment())
+        writer.close(interrupted=interrupted)
 
 
 def run_profile(

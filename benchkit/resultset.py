@@ -965,6 +965,26 @@ class ResultSetWriter:
 RESUME_FINGERPRINT = ("benchkit", "torch", "python", "cpu", "cpu_capability", "torch_threads")
 
 
+def read_resumable_meta(folder: Path) -> dict[str, Any]:
+    """``run.json`` of the set ``--resume`` names.
+
+    :raises BenchkitError: the folder is not a result set.
+    """
+    path = folder / "run.json"
+    if not path.is_file():
+        raise BenchkitError(
+            f"--resume {folder}: not a result set (no run.json); pass the folder of an "
+            "interrupted `benchkit run`"
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchkitError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(meta, dict):
+        raise BenchkitError(f"{path}: expected a JSON object")
+    return meta
+
+
 def resume_problems(old: dict[str, Any], header: dict[str, Any]) -> list[str]:
     """Why a set with ``run.json`` ``old`` should not be continued by a run whose header is
     ``header``: a different suite text, environment or plugin version (empty: none)."""

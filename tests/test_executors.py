@@ -198,9 +198,9 @@ def test_the_dask_executor_refuses_throughput_and_memory_suites(tmp_path, capsys
 
 
 def test_executor_options_from_the_command_line_are_toml_values():
-    from benchkit.cli import _option_values
+    from benchkit.executors import option_values
 
-    assert _option_values(["retries=1", "label='x'", "share-hosts=true", "word=abc"]) == {
+    assert option_values(["retries=1", "label='x'", "share-hosts=true", "word=abc"]) == {
         "retries": 1,
         "label": "x",
         "share_hosts": True,

@@ -1,17 +1,94 @@
-"""The ``benchkit history`` and ``benchkit ab`` commands: what :mod:`benchkit.cli` calls with
-the parsed arguments. Each returns the exit code; errors a user can cause raise
-:class:`~benchkit.errors.BenchkitError` (exit 2)."""
+"""The ``benchkit history`` and ``benchkit ab`` commands: their arguments, and what
+:mod:`benchkit.cli` calls with them parsed. Each returns the exit code; errors a user can
+cause raise :class:`~benchkit.errors.BenchkitError` (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchkit.errors import BenchkitError
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
+
+
+def add_parsers(sub: argparse._SubParsersAction, csv_list: Callable[[str], list[str]]) -> None:
+    """Add the ``history`` and ``ab`` commands to ``benchkit``'s parser; ``csv_list`` reads a
+    comma-separated filter as the other commands do."""
+    _add_history_parser(sub, csv_list)
+    _add_ab_parser(sub, csv_list)
+
+
+def _add_history_parser(
+    sub: argparse._SubParsersAction, csv_list: Callable[[str], list[str]]
+) -> None:
+    history = sub.add_parser(
+        "history", help="record result sets by commit (add); a metric over commits, its steps"
+    )
+    verbs = history.add_subparsers(dest="history_command", required=True, metavar="VERB")
+    add = verbs.add_parser("add", help="record result sets in the history database")
+    add.add_argument("results", nargs="+", help="result set folders (or pytest-benchmark JSON)")
+    add.add_argument("--commit", help="record under this commit (sets made outside git)")
+    add.add_argument("--repo", type=Path, help="git repository to ask for commit times")
+    show = verbs.add_parser(
+        "show", help="a metric over commits per workload and environment, with its steps"
+    )
+    show.add_argument("--metric", default="samples_per_second", help="(default: %(default)s)")
+    for flag in ("--model", "--dataset", "--precision", "--device"):
+        show.add_argument(flag, type=csv_list, default=[], help="only these, comma-separated")
+    show.add_argument("--suite", help="only this suite (its name)")
+    show.add_argument("--include-dirty", action="store_true", help="sets from dirty trees too")
+    show.add_argument("--out", type=Path, help="folder for history.md/.html and the PNGs")
+    show.add_argument("--format", choices=("table", "markdown"), default="table")
+    for verb in (add, show):
+        verb.add_argument(
+            "--db",
+            type=Path,
+            help="database (default: $BENCHKIT_HISTORY or results/history.sqlite)",
+        )
+
+
+def _add_ab_parser(sub: argparse._SubParsersAction, csv_list: Callable[[str], list[str]]) -> None:
+    ab = sub.add_parser(
+        "ab",
+        help="run two revisions interleaved on this machine; exit 1 if HEAD regressed",
+        description="Check out BASE and HEAD into temporary worktrees, run SUITE alternately "
+        "for --rounds rounds (`benchkit run --threads 1` of each revision) and compare the "
+        "per-round ratios. Exit 0: no regression; 1: a regression; 2: bad input. See "
+        "docs/history.md.",
+    )
+    ab.add_argument("base", help="the revision to compare against (origin/main, a hash)")
+    ab.add_argument("head", help="the revision to judge (HEAD)")
+    ab.add_argument("suite", help="suite folder or .toml file (inside the repo: each side's)")
+    for flag in ("--model", "--dataset", "--precision", "--device"):
+        ab.add_argument(flag, type=csv_list, default=[], help="only these, comma-separated")
+    ab.add_argument("--seeds", help="only these seeds: 0,1,2 or 0-2")
+    ab.add_argument(
+        "--rounds", type=int, default=6, help="rounds (default 6; 6 or more for a 95 %% interval)"
+    )
+    ab.add_argument(
+        "--metric", type=csv_list, default=[], help="timings to pair (default samples_per_second)"
+    )
+    ab.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="as for compare; repeatable",
+    )
+    ab.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    ab.add_argument("--out", type=Path, help="folder for the rounds (default results/ab-…)")
+    ab.add_argument(
+        "--env",
+        choices=("auto", "reuse", "venv"),
+        default="auto",
+        help="reuse this environment, or a venv per revision (default: auto)",
+    )
+    ab.add_argument("--torch", help="torch requirement for --env venv (default: this torch)")
+    ab.add_argument("--keep-worktrees", action="store_true", help="leave the checkouts")
 
 
 def run(args: argparse.Namespace) -> int:
