@@ -209,3 +209,6 @@ def test_the_throughput_statistic_leaves_out_warm_up_and_empty_epochs():
     assert rates == [10 / 0.5] * 10  # epoch 0 is warm-up; epoch 2 took no time on this clock
     assert median_and_iqr(rates) == (20.0, 0.0)
     assert median_and_iqr([]) == (None, None)
+    assert median_and_iqr([7.0]) == (7.0, 0.0)  # one epoch after warm-up: no spread
+    # numpy's default percentiles (linear) of 1, 2, 4, 8, 16: q1 = 2, q3 = 8
+    assert median_and_iqr([1.0, 2.0, 4.0, 8.0, 16.0]) == (4.0, 6.0)
