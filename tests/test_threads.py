@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import pandas as pd
@@ -210,5 +211,7 @@ def test_the_throughput_statistic_leaves_out_warm_up_and_empty_epochs():
     assert median_and_iqr(rates) == (20.0, 0.0)
     assert median_and_iqr([]) == (None, None)
     assert median_and_iqr([7.0]) == (7.0, 0.0)  # one epoch after warm-up: no spread
+    # a clock that lost an epoch's end: no rate is trusted, not just that epoch's
+    assert epoch_throughputs([*seconds[:5], math.nan, *seconds[6:]], 10) == []
     # numpy's default percentiles (linear) of 1, 2, 4, 8, 16: q1 = 2, q3 = 8
     assert median_and_iqr([1.0, 2.0, 4.0, 8.0, 16.0]) == (4.0, 6.0)
