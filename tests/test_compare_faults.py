@@ -77,6 +77,33 @@ def test_a_bad_cell_is_unreadable_for_its_row_only(tiny_set, tmp_path, capsys, c
     assert code == 1
 
 
+@pytest.mark.parametrize(
+    ("column", "kind"), [("final_loss", "deterministic"), ("peak_memory_bytes", "memory")]
+)
+def test_bad_cells_on_both_sides_name_both_texts(tiny_set, tmp_path, column, kind):
+    base, new = copy_set(tiny_set, tmp_path / "base"), copy_set(tiny_set, tmp_path / "new")
+    _raw_edit(base, column, SINE0, "oops")
+    _raw_edit(new, column, SINE0, "n/a?")
+    (bad,) = [f for f in findings(base, new) if f.verdict == "unreadable"]
+    assert (bad.key, bad.metric, bad.kind) == (SINE0, column, kind)
+    assert (bad.baseline, bad.new) == ("oops", "n/a?")
+    assert bad.note == (
+        "unreadable value: baseline 'oops' and new 'n/a?' is not a number; this row's "
+        f"{column} is not judged"
+    )
+
+
+@pytest.mark.parametrize("damaged", ["baseline", "new"])
+def test_a_bad_cell_on_one_side_keeps_the_other_sides_figure(tiny_set, tmp_path, damaged):
+    sides = {"baseline": tiny_set, "new": tiny_set}
+    sides[damaged] = copy_set(tiny_set, tmp_path / damaged)
+    _raw_edit(sides[damaged], "final_loss", SINE0, "oops")
+    (bad,) = [f for f in findings(sides["baseline"], sides["new"]) if f.verdict == "unreadable"]
+    figure = load(tiny_set).rows.set_index("run_id").loc[SINE0, "final_loss"]
+    expected = (figure, "oops") if damaged == "new" else ("oops", figure)
+    assert (bad.baseline, bad.new) == expected
+
+
 def test_a_damaged_curves_table_leaves_the_rest_comparable(tiny_set, tmp_path, capsys):
     new = copy_set(tiny_set, tmp_path / "new")
     text = (new / "curves.csv").read_text().splitlines()
