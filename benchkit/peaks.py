@@ -21,6 +21,7 @@ fraction of peak above 100 % is a wrong peak, never a fast model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -97,11 +98,9 @@ def _read_cache(folder: Path) -> dict[str, Any]:
 
 
 def _write_cache(folder: Path, doc: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(OSError):  # a read-only home: the figures are in run.json anyway
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / CACHE_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    except OSError:
-        pass  # a read-only home: the figures are in run.json all the same
 
 
 def _best_seconds(fn: Callable[[], object], sync: Callable[[], None], budget: float) -> float:

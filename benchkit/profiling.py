@@ -49,6 +49,7 @@ from benchkit.errors import describe_exception
 from benchkit.peaks import device_peak
 from benchkit.registry import Registry
 from benchkit.resultset import MEASUREMENT_COLUMNS, ResultSetWriter
+from benchkit.runner import suite_header
 from benchkit.suite import Case, Suite
 
 STEP_RANGE = "benchkit.step"
@@ -324,8 +325,6 @@ def profile_suite(
 ) -> pd.DataFrame:
     """``benchkit profile``: profile ``cases`` of ``suite`` into a new result set at ``out``
     (``run.json`` kind ``profile``, closed as interrupted if a signal stops it)."""
-    from benchkit.runner import suite_header
-
     devices = DeviceCache(registry)
     header = {**suite_header(suite, registry, devices, list(argv)), "kind": "profile"}
     writer = ResultSetWriter(out, header)
